@@ -1,0 +1,113 @@
+import { z } from "zod";
+
+/** Stable error codes shared by the API, the worker and the CLI. */
+export const ErrorCode = z.enum([
+  "VALIDATION_FAILED",
+  "NOT_FOUND",
+  "NAME_TAKEN",
+  "VM_BUSY",
+  "INVALID_STATE",
+  "IMAGE_NOT_READY",
+  "IMAGE_IN_USE",
+  "NO_HOST_AVAILABLE",
+  "HOST_OFFLINE",
+  "IDEMPOTENCY_KEY_REUSED",
+  "JOB_NOT_CANCELLABLE",
+  "UNSUPPORTED_IMAGE_FORMAT",
+  "IMAGE_HAS_BACKING_FILE",
+  "IMAGE_HAS_DATA_FILE",
+  "IMAGE_INVALID",
+  "UPLOAD_INCOMPLETE",
+  "QEMU_FAILED",
+  "QEMU_IMG_FAILED",
+  "JOB_TIMEOUT",
+  "JOB_CANCELLED",
+  "SERVICE_UNAVAILABLE",
+  "INTERNAL",
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+/** An error as a job records it and as the API reports it. */
+export const JobError = z.object({
+  code: ErrorCode,
+  message: z.string(),
+  hint: z.string().nullable(),
+});
+export type JobError = z.infer<typeof JobError>;
+
+/** RFC 9457 problem details, with our `code` and `hint` members. */
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: ErrorCode,
+  hint: z.string().nullable(),
+  /** The job holding a busy resource, when `code` is VM_BUSY. */
+  jobId: z.string().optional(),
+  /** Field-level validation problems. */
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type Problem = z.infer<typeof Problem>;
+
+/** HTTP status for each error code; an exhaustive switch so a new code cannot be forgotten. */
+export function httpStatusFor(code: ErrorCode): number {
+  switch (code) {
+    case "VALIDATION_FAILED":
+    case "UNSUPPORTED_IMAGE_FORMAT":
+    case "IMAGE_HAS_BACKING_FILE":
+    case "IMAGE_HAS_DATA_FILE":
+    case "IMAGE_INVALID":
+    case "UPLOAD_INCOMPLETE":
+      return 400;
+    case "NOT_FOUND":
+      return 404;
+    case "NAME_TAKEN":
+    case "VM_BUSY":
+    case "INVALID_STATE":
+    case "IMAGE_NOT_READY":
+    case "IMAGE_IN_USE":
+    case "IDEMPOTENCY_KEY_REUSED":
+    case "JOB_NOT_CANCELLABLE":
+      return 409;
+    case "NO_HOST_AVAILABLE":
+      return 409;
+    case "HOST_OFFLINE":
+    case "SERVICE_UNAVAILABLE":
+      return 503;
+    case "QEMU_FAILED":
+    case "QEMU_IMG_FAILED":
+    case "JOB_TIMEOUT":
+    case "JOB_CANCELLED":
+    case "INTERNAL":
+      return 500;
+  }
+}
+
+/**
+ * An error that carries a stable code and a hint saying what to do next.
+ * `retryable: false` marks input that can never succeed, so job runners do not retry it.
+ */
+export class IaasError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | null;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string | null; retryable?: boolean; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "IaasError";
+    this.code = code;
+    this.hint = options.hint ?? null;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details ?? {};
+  }
+
+  toJobError(): JobError {
+    return { code: this.code, message: this.message, hint: this.hint };
+  }
+}

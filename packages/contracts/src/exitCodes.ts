@@ -1,0 +1,44 @@
+import type { ErrorCode } from "./errors.js";
+
+/** CLI exit codes (documented in `iaas --help`). */
+export const ExitCode = {
+  OK: 0,
+  JOB_FAILED: 1,
+  USAGE: 2,
+  NOT_FOUND_OR_CONFLICT: 3,
+  WAIT_TIMEOUT: 4,
+  UNREACHABLE: 5,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Exit code for an API error answered with `code`. */
+export function exitCodeFor(code: ErrorCode): ExitCode {
+  switch (code) {
+    case "VALIDATION_FAILED":
+    case "UNSUPPORTED_IMAGE_FORMAT":
+    case "IMAGE_HAS_BACKING_FILE":
+    case "IMAGE_HAS_DATA_FILE":
+    case "IMAGE_INVALID":
+    case "UPLOAD_INCOMPLETE":
+      return ExitCode.USAGE;
+    case "NOT_FOUND":
+    case "NAME_TAKEN":
+    case "VM_BUSY":
+    case "INVALID_STATE":
+    case "IMAGE_NOT_READY":
+    case "IMAGE_IN_USE":
+    case "IDEMPOTENCY_KEY_REUSED":
+    case "JOB_NOT_CANCELLABLE":
+    case "NO_HOST_AVAILABLE":
+      return ExitCode.NOT_FOUND_OR_CONFLICT;
+    case "HOST_OFFLINE":
+    case "SERVICE_UNAVAILABLE":
+      return ExitCode.UNREACHABLE;
+    case "QEMU_FAILED":
+    case "QEMU_IMG_FAILED":
+    case "JOB_TIMEOUT":
+    case "JOB_CANCELLED":
+    case "INTERNAL":
+      return ExitCode.JOB_FAILED;
+  }
+}

@@ -1,0 +1,143 @@
+import { z } from "zod";
+import { JobError } from "./errors.js";
+import { JobState, VmState } from "./states.js";
+
+export const JobProgress = z.object({
+  phase: z.string(),
+  percent: z.number().min(0).max(100),
+  bytesDone: z.number().optional(),
+  bytesTotal: z.number().optional(),
+  message: z.string().optional(),
+});
+export type JobProgress = z.infer<typeof JobProgress>;
+
+const VmRef = z.object({ vmId: z.string() });
+
+/** Job payloads, one schema per job type. The VM/image rows hold the rest of the configuration. */
+export const JobPayloads = {
+  "vm.create": VmRef.extend({ start: z.boolean() }),
+  "vm.start": VmRef,
+  "vm.stop": VmRef.extend({ force: z.boolean(), timeoutSeconds: z.number().int().min(0) }),
+  "vm.reboot": VmRef,
+  "vm.delete": VmRef,
+  "image.import": z.object({
+    imageId: z.string(),
+    /** Staged upload, relative to the image store root. */
+    stagingFile: z.string(),
+  }),
+  "image.delete": z.object({ imageId: z.string() }),
+  /** A job that does no hypervisor work, used only by `npm run bench:jobs`. */
+  "bench.noop": z.object({ n: z.number().int() }),
+} as const;
+
+const VmResult = z.object({ vmId: z.string(), state: VmState });
+
+export const JobResults = {
+  "vm.create": VmResult,
+  "vm.start": VmResult,
+  "vm.stop": VmResult.extend({ forced: z.boolean() }),
+  "vm.reboot": VmResult,
+  "vm.delete": z.object({ vmId: z.string(), deleted: z.literal(true) }),
+  "image.import": z.object({
+    imageId: z.string(),
+    sourceFormat: z.string(),
+    virtualSize: z.number(),
+    storedSize: z.number(),
+    sha256: z.string(),
+  }),
+  "image.delete": z.object({ imageId: z.string(), deleted: z.literal(true) }),
+  "bench.noop": z.object({ n: z.number().int() }),
+} as const;
+
+export const JobType = z.enum([
+  "vm.create",
+  "vm.start",
+  "vm.stop",
+  "vm.reboot",
+  "vm.delete",
+  "image.import",
+  "image.delete",
+  "bench.noop",
+]);
+export type JobType = z.infer<typeof JobType>;
+
+export type JobPayload<T extends JobType> = z.infer<(typeof JobPayloads)[T]>;
+export type JobResult<T extends JobType> = z.infer<(typeof JobResults)[T]>;
+
+export interface JobCatalogEntry {
+  /** Longest a single attempt may run before it is failed with JOB_TIMEOUT. */
+  timeoutMs: number;
+  /** Attempts for retryable failures (a non-retryable error fails at once). */
+  attempts: number;
+  /** Whether `iaas job cancel` applies (only to jobs that have not started). */
+  cancellable: boolean;
+  /** A short description shown in `iaas job show`. */
+  title: string;
+}
+
+/** Timeouts, attempts and cancellation for every job type. */
+export const JobCatalog: Record<JobType, JobCatalogEntry> = {
+  "vm.create": { timeoutMs: 10 * 60_000, attempts: 3, cancellable: true, title: "create VM" },
+  "vm.start": { timeoutMs: 2 * 60_000, attempts: 2, cancellable: true, title: "start VM" },
+  "vm.stop": { timeoutMs: 60 * 60_000 + 60_000, attempts: 2, cancellable: true, title: "stop VM" },
+  "vm.reboot": { timeoutMs: 60_000, attempts: 2, cancellable: true, title: "reboot VM" },
+  "vm.delete": { timeoutMs: 5 * 60_000, attempts: 3, cancellable: true, title: "delete VM" },
+  "image.import": { timeoutMs: 60 * 60_000, attempts: 2, cancellable: true, title: "import image" },
+  "image.delete": { timeoutMs: 5 * 60_000, attempts: 3, cancellable: true, title: "delete image" },
+  "bench.noop": { timeoutMs: 60_000, attempts: 1, cancellable: true, title: "benchmark no-op" },
+};
+
+export const Job = z.object({
+  id: z.string(),
+  type: JobType,
+  state: JobState,
+  hostId: z.string().nullable(),
+  vmId: z.string().nullable(),
+  imageId: z.string().nullable(),
+  /** Name of the VM or image the job acts on, as it was when the job was made. */
+  targetName: z.string().nullable(),
+  payload: z.record(z.string(), z.unknown()),
+  result: z.record(z.string(), z.unknown()).nullable(),
+  progress: JobProgress.nullable(),
+  error: JobError.nullable(),
+  attempts: z.number().int(),
+  maxAttempts: z.number().int(),
+  timeoutMs: z.number().int(),
+  idempotencyKey: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+});
+export type Job = z.infer<typeof Job>;
+
+export const JobEventType = z.enum(["state", "progress", "log"]);
+export type JobEventType = z.infer<typeof JobEventType>;
+
+export const JobEvent = z.object({
+  jobId: z.string(),
+  /** Monotonic per job, starting at 1; the SSE event id. */
+  seq: z.number().int(),
+  type: JobEventType,
+  level: z.enum(["info", "warn", "error"]),
+  message: z.string(),
+  state: JobState.nullable(),
+  progress: JobProgress.nullable(),
+  error: JobError.nullable(),
+  createdAt: z.string(),
+});
+export type JobEvent = z.infer<typeof JobEvent>;
+
+export const JobListQuery = z.object({
+  vm: z.string().optional(),
+  image: z.string().optional(),
+  state: JobState.optional(),
+  type: JobType.optional(),
+  host: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+});
+export type JobListQuery = z.infer<typeof JobListQuery>;
+
+/** Queue name for a host. BullMQ forbids ':' in queue names, so `host-<id>`. */
+export function hostQueueName(hostId: string): string {
+  return `host-${hostId}`;
+}
