@@ -23,6 +23,7 @@ export const ErrorCode = z.enum([
   "JOB_TIMEOUT",
   "JOB_CANCELLED",
   "SERVICE_UNAVAILABLE",
+  "UNAUTHORIZED",
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -60,6 +61,8 @@ export function httpStatusFor(code: ErrorCode): number {
     case "IMAGE_INVALID":
     case "UPLOAD_INCOMPLETE":
       return 400;
+    case "UNAUTHORIZED":
+      return 401;
     case "NOT_FOUND":
       return 404;
     case "NAME_TAKEN":

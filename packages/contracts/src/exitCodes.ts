@@ -33,6 +33,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
       return ExitCode.NOT_FOUND_OR_CONFLICT;
     case "HOST_OFFLINE":
     case "SERVICE_UNAVAILABLE":
+    case "UNAUTHORIZED":
       return ExitCode.UNREACHABLE;
     case "QEMU_FAILED":
     case "QEMU_IMG_FAILED":

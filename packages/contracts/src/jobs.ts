@@ -24,10 +24,15 @@ export const JobPayloads = {
     imageId: z.string(),
     /** Staged upload, relative to the image store root. */
     stagingFile: z.string(),
+    /** sha256 of the uploaded bytes, computed while they streamed in. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    sizeBytes: z.number().int().nonnegative(),
   }),
   "image.delete": z.object({ imageId: z.string() }),
   /** A job that does no hypervisor work, used only by `npm run bench:jobs`. */
   "bench.noop": z.object({ n: z.number().int() }),
+  /** Recorded (already final) by a worker that corrected a VM's state on its own. */
+  "vm.reconcile": VmRef.extend({ reason: z.string() }),
 } as const;
 
 const VmResult = z.object({ vmId: z.string(), state: VmState });
@@ -47,6 +52,7 @@ export const JobResults = {
   }),
   "image.delete": z.object({ imageId: z.string(), deleted: z.literal(true) }),
   "bench.noop": z.object({ n: z.number().int() }),
+  "vm.reconcile": VmResult.extend({ previousState: VmState }),
 } as const;
 
 export const JobType = z.enum([
@@ -58,6 +64,7 @@ export const JobType = z.enum([
   "image.import",
   "image.delete",
   "bench.noop",
+  "vm.reconcile",
 ]);
 export type JobType = z.infer<typeof JobType>;
 
@@ -85,6 +92,7 @@ export const JobCatalog: Record<JobType, JobCatalogEntry> = {
   "image.import": { timeoutMs: 60 * 60_000, attempts: 2, cancellable: true, title: "import image" },
   "image.delete": { timeoutMs: 5 * 60_000, attempts: 3, cancellable: true, title: "delete image" },
   "bench.noop": { timeoutMs: 60_000, attempts: 1, cancellable: true, title: "benchmark no-op" },
+  "vm.reconcile": { timeoutMs: 60_000, attempts: 1, cancellable: false, title: "state corrected by the worker" },
 };
 
 export const Job = z.object({
@@ -140,4 +148,9 @@ export type JobListQuery = z.infer<typeof JobListQuery>;
 /** Queue name for a host. BullMQ forbids ':' in queue names, so `host-<id>`. */
 export function hostQueueName(hostId: string): string {
   return `host-${hostId}`;
+}
+
+/** Redis stream that carries a VM's serial console output from its worker to the API. */
+export function consoleStreamKey(prefix: string, vmId: string): string {
+  return `${prefix}:console:${vmId}`;
 }

@@ -1,0 +1,79 @@
+import express, { type RequestHandler } from "express";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { randomUUID } from "node:crypto";
+import { IaasError } from "@iaas/contracts";
+import type { PrismaClient } from "@iaas/db";
+import { errorHandler, sendProblem } from "./http/problem.js";
+import { healthRoutes } from "./routes/health.js";
+import { hostRoutes } from "./routes/hosts.js";
+import { imageRoutes } from "./routes/images.js";
+import { jobRoutes } from "./routes/jobs.js";
+import { vmRoutes } from "./routes/vms.js";
+import { ImageService } from "./services/ImageService.js";
+import type { JobQueues } from "./services/JobQueues.js";
+import { JobSubmitter } from "./services/JobSubmitter.js";
+import { VmService } from "./services/VmService.js";
+
+export interface AppDeps {
+  db: PrismaClient;
+  redis: Redis;
+  queues: JobQueues;
+  log: Logger;
+  config: {
+    imageStore: string;
+    queuePrefix: string;
+    offlineAfterSeconds: number;
+    apiToken?: string | undefined;
+    maxUploadBytes: number;
+  };
+}
+
+function bearerAuth(token: string): RequestHandler {
+  return (req, res, next) => {
+    if (req.header("authorization") === `Bearer ${token}`) {
+      next();
+      return;
+    }
+    sendProblem(res, {
+      type: "https://iaas.dev/problems/unauthorized",
+      title: "Unauthorized",
+      status: 401,
+      detail: "missing or wrong API token",
+      code: "UNAUTHORIZED",
+      hint: "set IAAS_TOKEN (or `token` in the CLI config file) to the API's IAAS_API_TOKEN",
+    });
+  };
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const { db, log, config } = deps;
+  const submitter = new JobSubmitter(db, deps.queues, log);
+  const vms = new VmService(db, submitter, config.offlineAfterSeconds);
+  const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("query parser", "simple");
+  app.use((req, res, next) => {
+    const requestId = req.header("x-request-id") ?? randomUUID();
+    res.setHeader("X-Request-Id", requestId);
+    const started = Date.now();
+    res.on("finish", () => {
+      log.debug({ requestId, method: req.method, url: req.originalUrl, status: res.statusCode, ms: Date.now() - started }, "request");
+    });
+    next();
+  });
+  app.use(healthRoutes({ db, redis: deps.redis }));
+  if (config.apiToken) app.use("/v1", bearerAuth(config.apiToken));
+  app.use("/v1", express.json({ limit: "1mb" }));
+  app.use("/v1/vms", vmRoutes({ db, vms, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/images", imageRoutes({ db, images }));
+  app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore }));
+  app.use("/v1/hosts", hostRoutes({ db, offlineAfterSeconds: config.offlineAfterSeconds }));
+  app.use((req, _res, next) => {
+    next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see docs/rest-api.md for the endpoints" }));
+  });
+  app.use(errorHandler(log));
+  return app;
+}

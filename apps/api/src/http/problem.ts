@@ -1,0 +1,54 @@
+import type { ErrorRequestHandler, Response } from "express";
+import type { Logger } from "pino";
+import { httpStatusFor, IaasError, type ErrorCode, type Problem } from "@iaas/contracts";
+import { RequestValidationError } from "./validate.js";
+
+const TITLES: Partial<Record<ErrorCode, string>> = {
+  VALIDATION_FAILED: "Invalid request",
+  NOT_FOUND: "Not found",
+  VM_BUSY: "Resource busy",
+  NO_HOST_AVAILABLE: "No host available",
+};
+
+function problemOf(err: IaasError): Problem {
+  const status = httpStatusFor(err.code);
+  const jobId = typeof err.details["jobId"] === "string" ? err.details["jobId"] : undefined;
+  return {
+    type: `https://iaas.dev/problems/${err.code.toLowerCase().replaceAll("_", "-")}`,
+    title: TITLES[err.code] ?? err.code.toLowerCase().replaceAll("_", " "),
+    status,
+    detail: err.message,
+    code: err.code,
+    hint: err.hint,
+    ...(jobId ? { jobId } : {}),
+  };
+}
+
+export function sendProblem(res: Response, problem: Problem): void {
+  res.status(problem.status).type("application/problem+json").json(problem);
+}
+
+/** The one place errors become HTTP answers. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    if (err instanceof RequestValidationError) {
+      sendProblem(res, { ...problemOf(err), errors: err.errors });
+      return;
+    }
+    if (err instanceof IaasError) {
+      sendProblem(res, problemOf(err));
+      return;
+    }
+    const httpError = err as { status?: number; type?: string; message?: string };
+    if (httpError.type === "entity.parse.failed") {
+      sendProblem(res, problemOf(new IaasError("VALIDATION_FAILED", `request body is not valid JSON: ${httpError.message}`, { hint: "send a JSON object with Content-Type: application/json" })));
+      return;
+    }
+    log.error({ err, method: req.method, url: req.originalUrl }, "unhandled error");
+    sendProblem(res, problemOf(new IaasError("INTERNAL", "internal error; the API log has the details", { hint: "retry; if it persists, check the API log" })));
+  };
+}

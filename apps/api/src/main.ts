@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+import { mkdir } from "node:fs/promises";
+import type { Server } from "node:http";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { createPrismaClient } from "@iaas/db";
+import { createApp } from "./app.js";
+import { parseApiEnv } from "./env.js";
+import { sweepExpiredJobs } from "./maintenance/jobSweeper.js";
+import { relayQueuedJobs } from "./maintenance/outboxRelay.js";
+import { JobQueues } from "./services/JobQueues.js";
+
+async function main(): Promise<void> {
+  const env = parseApiEnv(process.env);
+  const log = pino({ level: env.LOG_LEVEL, base: { service: "api" } });
+  await mkdir(env.IAAS_IMAGE_STORE, { recursive: true });
+  const db = createPrismaClient(env.DATABASE_URL);
+  const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
+  const queues = new JobQueues(redis, env.IAAS_QUEUE_PREFIX);
+  const app = createApp({
+    db,
+    redis,
+    queues,
+    log,
+    config: {
+      imageStore: env.IAAS_IMAGE_STORE,
+      queuePrefix: env.IAAS_QUEUE_PREFIX,
+      offlineAfterSeconds: env.IAAS_HOST_OFFLINE_SECONDS,
+      apiToken: env.IAAS_API_TOKEN,
+      maxUploadBytes: env.IAAS_MAX_UPLOAD_BYTES,
+    },
+  });
+
+  let maintenanceRunning = false;
+  const maintenance = async () => {
+    if (maintenanceRunning) return;
+    maintenanceRunning = true;
+    try {
+      await relayQueuedJobs(db, queues, log);
+      await sweepExpiredJobs(db, log);
+    } catch (err) {
+      log.warn({ err }, "maintenance pass failed; will retry");
+    } finally {
+      maintenanceRunning = false;
+    }
+  };
+  await maintenance();
+  const timer = setInterval(() => void maintenance(), env.IAAS_RELAY_INTERVAL_MS);
+
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(env.IAAS_API_PORT, env.IAAS_API_HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : env.IAAS_API_PORT;
+  log.info({ host: env.IAAS_API_HOST, port }, `IaaS API listening on http://${env.IAAS_API_HOST}:${port}`);
+
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, "shutting down");
+    clearInterval(timer);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    server.closeIdleConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    await queues.close();
+    redis.disconnect();
+    await db.$disconnect();
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`iaas-api: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

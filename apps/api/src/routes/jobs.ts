@@ -1,0 +1,143 @@
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import { Router, type Request, type Response } from "express";
+import { IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobType } from "@iaas/contracts";
+import { finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
+import { validate } from "../http/validate.js";
+import { toJobDto, toJobEventDto } from "../services/dto.js";
+import type { JobQueues } from "../services/JobQueues.js";
+import { findImage, findJob, findVm } from "../services/resolve.js";
+
+const POLL_MS = 200;
+const MAX_WAIT_SECONDS = 60;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: string }): Router {
+  const { db } = deps;
+  const router = Router();
+
+  router.get("/", async (req, res) => {
+    const q = validate(JobListQuery, req.query, "job list query");
+    const where: Prisma.JobWhereInput = {};
+    if (q.vm) where.vmId = looksLikeUuid(q.vm) ? q.vm.toLowerCase() : (await findVm(db, q.vm)).id;
+    if (q.image) where.imageId = looksLikeUuid(q.image) ? q.image.toLowerCase() : (await findImage(db, q.image)).id;
+    if (q.state) where.state = q.state;
+    if (q.type) where.type = q.type;
+    if (q.host) where.hostId = q.host;
+    const items = await db.job.findMany({ where, orderBy: { createdAt: "desc" }, take: q.limit });
+    res.json({ items: items.map(toJobDto) });
+  });
+
+  router.get("/:id", async (req, res) => {
+    res.json(toJobDto(await findJob(db, req.params.id)));
+  });
+
+  router.get("/:id/wait", async (req, res) => {
+    const raw = Number(req.query["timeout"] ?? 30);
+    if (!Number.isFinite(raw) || raw < 0) {
+      throw new IaasError("VALIDATION_FAILED", `timeout must be a number of seconds, got '${String(req.query["timeout"])}'`, { hint: "use ?timeout=30" });
+    }
+    const deadline = Date.now() + Math.min(raw, MAX_WAIT_SECONDS) * 1000;
+    let job = await findJob(db, req.params.id);
+    let gone = false;
+    req.on("close", () => (gone = true));
+    while (!isTerminalJobState(job.state) && Date.now() < deadline && !gone) {
+      await sleep(POLL_MS);
+      job = await db.job.findUniqueOrThrow({ where: { id: job.id } });
+    }
+    res.json(toJobDto(job));
+  });
+
+  router.get("/:id/events", async (req, res) => {
+    const job = await findJob(db, req.params.id);
+    const resumeFrom = Number(req.header("last-event-id") ?? req.query["after"] ?? 0);
+    await streamEvents(db, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, req, res);
+  });
+
+  router.post("/:id/cancel", async (req, res) => {
+    const job = await findJob(db, req.params.id);
+    const cancelled = await cancelJob(db, job, deps.store);
+    await deps.queues.remove(cancelled);
+    res.json(toJobDto(cancelled));
+  });
+
+  return router;
+}
+
+/** Server-Sent Events: replays events after `after`, then follows new ones until the job is final. */
+async function streamEvents(db: PrismaClient, job: Job, after: number, req: Request, res: Response): Promise<void> {
+  res.status(200);
+  res.setHeader("Content-Type", "text/event-stream");
+  res.setHeader("Cache-Control", "no-store");
+  res.setHeader("Connection", "keep-alive");
+  res.setHeader("X-Accel-Buffering", "no");
+  res.flushHeaders();
+  let closed = false;
+  req.on("close", () => (closed = true));
+  let last = after;
+  let lastWrite = Date.now();
+  while (!closed) {
+    const current = await db.job.findUniqueOrThrow({ where: { id: job.id }, select: { state: true } });
+    const events = await db.jobEvent.findMany({ where: { jobId: job.id, seq: { gt: last } }, orderBy: { seq: "asc" }, take: 500 });
+    for (const ev of events) {
+      res.write(`id: ${ev.seq}\nevent: ${ev.type}\ndata: ${JSON.stringify(toJobEventDto(ev))}\n\n`);
+      last = ev.seq;
+      lastWrite = Date.now();
+    }
+    if (events.length === 500) continue;
+    if (isTerminalJobState(current.state)) {
+      // Events are written in the same transaction as the terminal state, so none can follow.
+      const rest = await db.jobEvent.count({ where: { jobId: job.id, seq: { gt: last } } });
+      if (rest === 0) {
+        res.write(`event: end\ndata: ${JSON.stringify({ jobId: job.id, state: current.state })}\n\n`);
+        break;
+      }
+      continue;
+    }
+    if (Date.now() - lastWrite > 15_000) {
+      res.write(": keep-alive\n\n");
+      lastWrite = Date.now();
+    }
+    await sleep(POLL_MS);
+  }
+  res.end();
+}
+
+/** Cancels a job that has not started, undoing what its submission reserved. */
+export async function cancelJob(db: PrismaClient, job: Job, store: string): Promise<Job> {
+  const type = job.type as JobType;
+  if (!JobCatalog[type].cancellable) {
+    throw new IaasError("JOB_NOT_CANCELLABLE", `job ${job.id} (${job.type}) cannot be cancelled`, { hint: "it is a record, not work to do" });
+  }
+  let stagingFile: string | null = null;
+  const done = await db.$transaction(async (tx) => {
+    const finished = await finishJobIn(
+      tx,
+      job.id,
+      { state: "cancelled", error: { code: "JOB_CANCELLED", message: "cancelled by request before it started", hint: null } },
+      ["queued"],
+    );
+    if (!finished) return false;
+    if (type === "vm.create" && job.vmId) {
+      await tx.vm.deleteMany({ where: { id: job.vmId, state: "creating" } });
+    }
+    if (type === "image.import" && job.imageId) {
+      const payload = JobPayloads["image.import"].safeParse(job.payload);
+      if (payload.success) stagingFile = payload.data.stagingFile;
+      await tx.image.update({
+        where: { id: job.imageId },
+        data: { state: "failed", errorCode: "JOB_CANCELLED", errorMessage: "import cancelled before it started", errorHint: "import it again with `iaas image import`" },
+      });
+    }
+    return true;
+  });
+  if (!done) {
+    const now = await db.job.findUniqueOrThrow({ where: { id: job.id } });
+    throw new IaasError("JOB_NOT_CANCELLABLE", `job ${job.id} is ${now.state}; only jobs that have not started can be cancelled`, {
+      hint: isTerminalJobState(now.state) ? "it is already final" : `wait for it with \`iaas job wait ${job.id}\``,
+    });
+  }
+  if (stagingFile) await rm(path.join(store, stagingFile), { force: true });
+  return db.job.findUniqueOrThrow({ where: { id: job.id } });
+}

@@ -1,0 +1,167 @@
+import {
+  formatSize,
+  IaasError,
+  MIB,
+  parseSize,
+  type JobType,
+  type VmCreateDryRun,
+  type VmCreateRequest,
+  type VmState,
+  type VmStopRequest,
+} from "@iaas/contracts";
+import { isUniqueViolation, type Image, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
+import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
+import { loadHostCapacities } from "./hostCapacity.js";
+import { isHostOnline } from "./dto.js";
+import { placeVm, type VmDemand } from "./placement.js";
+import { findImage, findVm } from "./resolve.js";
+
+export type VmAction = "start" | "stop" | "reboot" | "delete";
+
+const ACTION_RULES: Record<VmAction, { job: JobType; from: VmState[]; verb: string }> = {
+  start: { job: "vm.start", from: ["stopped"], verb: "start" },
+  stop: { job: "vm.stop", from: ["running", "error"], verb: "stop" },
+  reboot: { job: "vm.reboot", from: ["running"], verb: "reboot" },
+  delete: { job: "vm.delete", from: ["stopped", "running", "error", "creating"], verb: "delete" },
+};
+
+const MIN_MEMORY = 16 * MIB;
+
+/** Reads a memory size: "512M", bytes, or a bare number of MiB (as QEMU's -m reads it). */
+export function parseMemory(input: number | string): number {
+  const bytes = typeof input === "number" ? (input < MIB ? input * MIB : input) : parseSize(input, "M");
+  if (bytes < MIN_MEMORY) throw new RangeError(`memory ${formatSize(bytes)} is too small: at least 16 MiB`);
+  if (bytes % MIB !== 0) throw new RangeError(`memory ${formatSize(bytes)} must be a whole number of MiB`);
+  return bytes;
+}
+
+function validation(message: string, hint: string): IaasError {
+  return new IaasError("VALIDATION_FAILED", message, { hint });
+}
+
+export interface RequestMeta {
+  idempotencyKey?: string | undefined;
+  hash: string;
+}
+
+export class VmService {
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly submitter: JobSubmitter,
+    private readonly offlineAfterSeconds: number,
+  ) {}
+
+  private async demandFor(tx: Prisma.TransactionClient | PrismaClient, req: VmCreateRequest): Promise<{ image: Image; demand: VmDemand }> {
+    const image = await findImage(tx, req.image);
+    if (image.state !== "ready" || image.virtualSize === null || image.path === null) {
+      throw new IaasError("IMAGE_NOT_READY", `image '${image.name}' is ${image.state}, not ready`, {
+        hint: image.state === "importing" ? `wait for its import: \`iaas job list --state running\`` : "import it again with `iaas image import`",
+      });
+    }
+    if (image.lockJobId !== null) {
+      throw new IaasError("IMAGE_NOT_READY", `image '${image.name}' is busy: job ${image.lockJobId} holds it`, {
+        hint: `wait for it with \`iaas job wait ${image.lockJobId}\``,
+      });
+    }
+    let memoryBytes: number;
+    let diskBytes: number;
+    try {
+      memoryBytes = parseMemory(req.memory);
+      diskBytes = req.disk === undefined ? Number(image.virtualSize) : parseSize(req.disk, "G");
+    } catch (err) {
+      throw validation((err as Error).message, "give sizes like --memory 512M --disk 2G");
+    }
+    if (diskBytes < Number(image.virtualSize)) {
+      throw validation(
+        `disk ${formatSize(diskBytes)} is smaller than image '${image.name}' (${formatSize(Number(image.virtualSize))})`,
+        `use --disk ${formatSize(Number(image.virtualSize)).replace(" ", "").replace("iB", "")} or more, or leave --disk out`,
+      );
+    }
+    return { image, demand: { name: req.name, cpus: req.cpus, memoryBytes, diskBytes } };
+  }
+
+  async dryRun(req: VmCreateRequest): Promise<VmCreateDryRun> {
+    const { image, demand } = await this.demandFor(this.db, req);
+    const hosts = await loadHostCapacities(this.db, this.offlineAfterSeconds);
+    const placement = placeVm(hosts, demand, req.host);
+    return { dryRun: true, name: req.name, imageId: image.id, cpus: demand.cpus, memoryBytes: demand.memoryBytes, diskBytes: demand.diskBytes, placement };
+  }
+
+  async create(req: VmCreateRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
+    return this.submitter.submit(meta, async (tx, jobId) => {
+      // Serialize placement so two concurrent creates cannot both take a host's last room.
+      await tx.$queryRaw`SELECT pg_advisory_xact_lock(7301)::text AS locked`;
+      const { image, demand } = await this.demandFor(tx, req);
+      const placement = placeVm(await loadHostCapacities(tx, this.offlineAfterSeconds), demand, req.host);
+      let vm: Vm;
+      try {
+        vm = await tx.vm.create({
+          data: {
+            name: req.name,
+            state: "creating",
+            hostId: placement.hostId,
+            imageId: image.id,
+            cpus: demand.cpus,
+            memoryBytes: BigInt(demand.memoryBytes),
+            diskBytes: BigInt(demand.diskBytes),
+            lockJobId: jobId,
+          },
+        });
+      } catch (err) {
+        if (isUniqueViolation(err, "name")) {
+          throw new IaasError("NAME_TAKEN", `a VM named '${req.name}' already exists`, {
+            hint: "choose another name, or delete the old VM with `iaas vm delete`",
+          });
+        }
+        throw err;
+      }
+      return {
+        spec: { type: "vm.create", payload: { vmId: vm.id, start: req.start }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name },
+        extra: vm,
+      };
+    });
+  }
+
+  async act(ref: string, action: VmAction, meta: RequestMeta, stop?: VmStopRequest): Promise<Submitted<Vm>> {
+    const rule = ACTION_RULES[action];
+    return this.submitter.submit(meta, async (tx, jobId) => {
+      const found = await findVm(tx, ref);
+      const { count } = await tx.vm.updateMany({ where: { id: found.id, lockJobId: null }, data: { lockJobId: jobId } });
+      if (count === 0) await throwBusy(tx, found);
+      const vm = await tx.vm.findUniqueOrThrow({ where: { id: found.id } });
+      if (!rule.from.includes(vm.state)) {
+        throw new IaasError("INVALID_STATE", `cannot ${rule.verb} VM '${vm.name}': it is ${vm.state}`, {
+          hint: stateHint(action, vm.state, vm.name),
+        });
+      }
+      const host = await tx.host.findUnique({ where: { id: vm.hostId } });
+      if (!host || !isHostOnline(host, this.offlineAfterSeconds)) {
+        throw new IaasError("HOST_OFFLINE", `cannot ${rule.verb} VM '${vm.name}': its host '${vm.hostId}' is offline`, {
+          hint: `start the worker of host '${vm.hostId}' (IAAS_HOST_ID=${vm.hostId}), then retry; \`iaas host list\` shows host state`,
+        });
+      }
+      const payload =
+        action === "stop"
+          ? { vmId: vm.id, force: stop?.force ?? false, timeoutSeconds: stop?.timeoutSeconds ?? 60 }
+          : { vmId: vm.id };
+      return { spec: { type: rule.job, payload, hostId: vm.hostId, vmId: vm.id, targetName: vm.name } as const, extra: vm };
+    });
+  }
+}
+
+async function throwBusy(tx: Prisma.TransactionClient, vm: Vm): Promise<never> {
+  const holder = vm.lockJobId ? await tx.job.findUnique({ where: { id: vm.lockJobId } }) : null;
+  const jobId = holder?.id ?? vm.lockJobId ?? "unknown";
+  throw new IaasError(
+    "VM_BUSY",
+    `VM '${vm.name}' is busy: job ${jobId}${holder ? ` (${holder.type}, ${holder.state})` : ""} holds it`,
+    { hint: `wait for that job with \`iaas job wait ${jobId}\`, then retry`, details: { jobId } },
+  );
+}
+
+function stateHint(action: VmAction, state: VmState, name: string): string {
+  if (action === "start" && state === "running") return `it is already running; see its console with \`iaas vm console ${name}\``;
+  if (action === "stop" && state === "stopped") return "it is already stopped";
+  if (action === "reboot" && state === "stopped") return `start it instead: \`iaas vm start ${name}\``;
+  return `see its state with \`iaas vm show ${name}\``;
+}

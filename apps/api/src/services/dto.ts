@@ -1,0 +1,131 @@
+import type { Host as HostDto, Image as ImageDto, Job as JobDto, JobError, JobEvent as JobEventDto, Vm as VmDto } from "@iaas/contracts";
+import { Accelerator, ErrorCode, JobProgress } from "@iaas/contracts";
+import type { Host, Image, Job, JobEvent, Vm } from "@iaas/db";
+
+interface ErrorColumns {
+  errorCode: string | null;
+  errorMessage: string | null;
+  errorHint: string | null;
+}
+
+function errorOf(row: ErrorColumns): JobError | null {
+  if (!row.errorCode || !row.errorMessage) return null;
+  const code = ErrorCode.safeParse(row.errorCode);
+  return { code: code.success ? code.data : "INTERNAL", message: row.errorMessage, hint: row.errorHint };
+}
+
+function accel(value: string | null): VmDto["accelerator"] {
+  const parsed = Accelerator.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+export function toVmDto(vm: Vm & { image?: Pick<Image, "name"> | null }): VmDto {
+  return {
+    id: vm.id,
+    name: vm.name,
+    state: vm.state,
+    hostId: vm.hostId,
+    imageId: vm.imageId,
+    imageName: vm.image?.name ?? null,
+    cpus: vm.cpus,
+    memoryBytes: Number(vm.memoryBytes),
+    diskBytes: Number(vm.diskBytes),
+    lockJobId: vm.lockJobId,
+    pid: vm.pid,
+    accelerator: accel(vm.accelerator),
+    lastError: errorOf(vm),
+    createdAt: vm.createdAt.toISOString(),
+    updatedAt: vm.updatedAt.toISOString(),
+  };
+}
+
+export function toImageDto(image: Image & { vms?: Pick<Vm, "id" | "name">[] }): ImageDto {
+  const awaitingUpload = image.state === "importing" && image.lockJobId === null;
+  return {
+    id: image.id,
+    name: image.name,
+    state: image.state,
+    sourceFormat: image.sourceFormat,
+    virtualSize: image.virtualSize === null ? null : Number(image.virtualSize),
+    storedSize: image.storedSize === null ? null : Number(image.storedSize),
+    sha256: image.sha256,
+    description: image.description,
+    uploadUrl: awaitingUpload ? `/v1/images/${image.id}/file` : null,
+    lastError: errorOf(image),
+    usedBy: (image.vms ?? []).map((v) => ({ id: v.id, name: v.name })),
+    createdAt: image.createdAt.toISOString(),
+    updatedAt: image.updatedAt.toISOString(),
+  };
+}
+
+function asRecord(value: unknown): Record<string, unknown> | null {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+}
+
+export function toJobDto(job: Job): JobDto {
+  const progress = JobProgress.safeParse(job.progress);
+  return {
+    id: job.id,
+    type: job.type as JobDto["type"],
+    state: job.state,
+    hostId: job.hostId,
+    vmId: job.vmId,
+    imageId: job.imageId,
+    targetName: job.targetName,
+    payload: asRecord(job.payload) ?? {},
+    result: asRecord(job.result),
+    progress: progress.success ? progress.data : null,
+    error: errorOf(job),
+    attempts: job.attempts,
+    maxAttempts: job.maxAttempts,
+    timeoutMs: job.timeoutMs,
+    idempotencyKey: job.idempotencyKey,
+    createdAt: job.createdAt.toISOString(),
+    startedAt: job.startedAt?.toISOString() ?? null,
+    finishedAt: job.finishedAt?.toISOString() ?? null,
+  };
+}
+
+export function toJobEventDto(ev: JobEvent): JobEventDto {
+  const progress = JobProgress.safeParse(ev.progress);
+  const error = asRecord(ev.error);
+  return {
+    jobId: ev.jobId,
+    seq: ev.seq,
+    type: ev.type as JobEventDto["type"],
+    level: ev.level as JobEventDto["level"],
+    message: ev.message,
+    state: ev.state,
+    progress: progress.success ? progress.data : null,
+    error: error ? (error as JobError) : null,
+    createdAt: ev.createdAt.toISOString(),
+  };
+}
+
+export interface HostAllocation {
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+  vms: number;
+}
+
+export function toHostDto(host: Host, allocated: HostAllocation, offlineAfterSeconds: number, now = new Date()): HostDto {
+  const labels = asRecord(host.labels) ?? {};
+  return {
+    id: host.id,
+    name: host.name,
+    state: isHostOnline(host, offlineAfterSeconds, now) ? "online" : "offline",
+    drained: host.drained,
+    accelerator: accel(host.accelerator) ?? "tcg",
+    qemuVersion: host.qemuVersion,
+    capacity: { cpus: host.cpus, memoryBytes: Number(host.memoryBytes), diskBytes: Number(host.diskBytes) },
+    allocated,
+    labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])),
+    lastHeartbeatAt: host.lastHeartbeatAt.toISOString(),
+    startedAt: host.startedAt.toISOString(),
+  };
+}
+
+export function isHostOnline(host: Pick<Host, "lastHeartbeatAt">, offlineAfterSeconds: number, now = new Date()): boolean {
+  return now.getTime() - host.lastHeartbeatAt.getTime() <= offlineAfterSeconds * 1000;
+}

@@ -1,0 +1,42 @@
+import type { Db, Host } from "@iaas/db";
+import { isHostOnline, type HostAllocation } from "./dto.js";
+import type { HostCapacity } from "./placement.js";
+
+/** What is allocated on each host: every VM placed there counts, running or not. */
+export async function allocationsByHost(db: Db): Promise<Map<string, HostAllocation>> {
+  const rows = await db.vm.groupBy({
+    by: ["hostId"],
+    _sum: { cpus: true, memoryBytes: true, diskBytes: true },
+    _count: { _all: true },
+  });
+  return new Map(
+    rows.map((r) => [
+      r.hostId,
+      {
+        cpus: r._sum.cpus ?? 0,
+        memoryBytes: Number(r._sum.memoryBytes ?? 0n),
+        diskBytes: Number(r._sum.diskBytes ?? 0n),
+        vms: r._count._all,
+      },
+    ]),
+  );
+}
+
+export const NO_ALLOCATION: HostAllocation = { cpus: 0, memoryBytes: 0, diskBytes: 0, vms: 0 };
+
+export function toHostCapacity(host: Host, allocated: HostAllocation, offlineAfterSeconds: number, now = new Date()): HostCapacity {
+  return {
+    id: host.id,
+    online: isHostOnline(host, offlineAfterSeconds, now),
+    drained: host.drained,
+    heartbeatAgeSeconds: Math.max(0, Math.round((now.getTime() - host.lastHeartbeatAt.getTime()) / 1000)),
+    capacity: { cpus: host.cpus, memoryBytes: Number(host.memoryBytes), diskBytes: Number(host.diskBytes) },
+    allocated,
+  };
+}
+
+export async function loadHostCapacities(db: Db, offlineAfterSeconds: number): Promise<HostCapacity[]> {
+  const [hosts, allocations] = await Promise.all([db.host.findMany({ orderBy: { id: "asc" } }), allocationsByHost(db)]);
+  const now = new Date();
+  return hosts.map((h) => toHostCapacity(h, allocations.get(h.id) ?? NO_ALLOCATION, offlineAfterSeconds, now));
+}

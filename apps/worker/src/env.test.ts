@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import { parseWorkerEnv } from "./env.js";
+
+const base = { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/iaas", IAAS_IMAGE_STORE: "/srv/iaas/images" };
+
+describe("parseWorkerEnv", () => {
+  it("defaults the accelerator to auto and the host id to a hostname-safe string", () => {
+    const env = parseWorkerEnv(base);
+    expect(env.IAAS_ACCEL).toBe("auto");
+    expect(env.IAAS_HOST_ID).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+  });
+
+  it("rejects an accelerator it does not know, naming the variable", () => {
+    expect(() => parseWorkerEnv({ ...base, IAAS_ACCEL: "hvf" })).toThrow(/IAAS_ACCEL/);
+  });
+
+  it("refuses a data directory too long for QMP socket paths", () => {
+    expect(() => parseWorkerEnv({ ...base, IAAS_DATA_DIR: `/tmp/${"x".repeat(80)}` })).toThrow(/IAAS_DATA_DIR.*107-byte/);
+  });
+
+  it("refuses a host id with characters unsafe in queue names", () => {
+    expect(() => parseWorkerEnv({ ...base, IAAS_HOST_ID: "host:1" })).toThrow(/IAAS_HOST_ID/);
+  });
+});

@@ -1,0 +1,54 @@
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { AccelSetting } from "@iaas/contracts";
+
+/** Unix socket paths are limited to 107 bytes: <data>/vms/<uuid>/qmp.sock must fit. */
+const MAX_DATA_DIR_LENGTH = 107 - "/vms/".length - 36 - "/qmp.sock".length;
+
+const WorkerEnv = z.object({
+  DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/iaas" }),
+  REDIS_URL: z.string().url({ message: "REDIS_URL must be a redis:// URL" }).default("redis://127.0.0.1:6379"),
+  IAAS_HOST_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "IAAS_HOST_ID may hold letters, digits, '.', '_', '-' (1-63 characters)")
+    .default(os.hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 63) || "localhost"),
+  IAAS_HOST_NAME: z.string().optional(),
+  /** This host's own directory for VM disks and runtime files (pidfile, QMP socket, console log). */
+  IAAS_DATA_DIR: z.string().min(1).default("/var/lib/iaas"),
+  /** The shared image store (same directory as the API's). */
+  IAAS_IMAGE_STORE: z.string().min(1, "IAAS_IMAGE_STORE must name the shared image directory"),
+  IAAS_ACCEL: AccelSetting.default("auto"),
+  IAAS_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  IAAS_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default("iaas"),
+  IAAS_HEARTBEAT_SECONDS: z.coerce.number().min(0.2).default(5),
+  /** How often running VMs are checked (pid alive, console tail). */
+  IAAS_MONITOR_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
+  IAAS_QEMU_BINARY: z.string().default("qemu-system-x86_64"),
+  IAAS_QEMU_IMG_BINARY: z.string().default("qemu-img"),
+  /** Schedulable vCPUs per core. */
+  IAAS_CPU_ALLOCATION_RATIO: z.coerce.number().positive().default(4),
+  /** Override the capacity this host advertises (e.g. 16, 8G, 100G). */
+  IAAS_HOST_CPUS: z.coerce.number().int().positive().optional(),
+  IAAS_HOST_MEMORY: z.string().optional(),
+  IAAS_HOST_DISK: z.string().optional(),
+  /** Seconds running jobs get to finish after SIGTERM before the worker exits anyway. */
+  IAAS_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type WorkerEnv = z.infer<typeof WorkerEnv>;
+
+export function parseWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
+  const parsed = WorkerEnv.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const data = { ...parsed.data, IAAS_DATA_DIR: path.resolve(parsed.data.IAAS_DATA_DIR), IAAS_IMAGE_STORE: path.resolve(parsed.data.IAAS_IMAGE_STORE) };
+  if (data.IAAS_DATA_DIR.length > MAX_DATA_DIR_LENGTH) {
+    throw new Error(
+      `invalid configuration:\n  IAAS_DATA_DIR: '${data.IAAS_DATA_DIR}' is ${data.IAAS_DATA_DIR.length} characters; at most ${MAX_DATA_DIR_LENGTH} so QMP socket paths fit the 107-byte unix socket limit`,
+    );
+  }
+  return data;
+}

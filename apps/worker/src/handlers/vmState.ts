@@ -1,0 +1,41 @@
+import type { JobError, VmState } from "@iaas/contracts";
+import type { Vm } from "@iaas/db";
+import type { HandlerContext } from "../jobs/HandlerContext.js";
+
+type VmJob = "vm.create" | "vm.start" | "vm.stop" | "vm.reboot" | "vm.delete";
+
+/** Loads the job's VM, or null when it no longer exists (a redelivered delete that finished). */
+export async function loadVm(ctx: HandlerContext<VmJob>): Promise<Vm | null> {
+  return ctx.db.vm.findUnique({ where: { id: ctx.payload.vmId } });
+}
+
+export function runSpec(vm: Vm) {
+  return { id: vm.id, name: vm.name, cpus: vm.cpus, memoryBytes: Number(vm.memoryBytes) };
+}
+
+export async function setVmState(ctx: HandlerContext<VmJob>, state: VmState, extra: { pid?: number | null; clearError?: boolean } = {}): Promise<void> {
+  await ctx.db.vm.update({
+    where: { id: ctx.payload.vmId },
+    data: {
+      state,
+      ...(extra.pid !== undefined ? { pid: extra.pid } : {}),
+      ...(extra.clearError ? { errorCode: null, errorMessage: null, errorHint: null } : {}),
+    },
+  });
+}
+
+/**
+ * After a VM job failed for good: record the error on the VM and set its state from what really
+ * runs on this host (QEMU alive → running; disk present → stopped; otherwise error), so no VM is
+ * left `starting` or `stopping`.
+ */
+export async function settleVm(ctx: HandlerContext<VmJob>, error: JobError): Promise<void> {
+  const vm = await loadVm(ctx);
+  if (!vm) return;
+  const pid = await ctx.runtime.runningPid(vm);
+  const state: VmState = pid !== null ? "running" : (await ctx.runtime.diskExists(vm.id)) && vm.state !== "creating" ? "stopped" : "error";
+  await ctx.db.vm.update({
+    where: { id: vm.id },
+    data: { state, pid, errorCode: error.code, errorMessage: error.message, errorHint: error.hint },
+  });
+}

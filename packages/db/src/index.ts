@@ -1,0 +1,5 @@
+export * from "./generated/prisma/client.js";
+export { createPrismaClient } from "./createPrismaClient.js";
+export { isUniqueViolation } from "./isUniqueViolation.js";
+export type { Db, Tx } from "./tx.js";
+export * from "./jobStore.js";

@@ -1,0 +1,137 @@
+import type { JobError, JobEventType, JobPayload, JobProgress, JobState, JobType } from "@iaas/contracts";
+import { JobCatalog, TERMINAL_JOB_STATES } from "@iaas/contracts";
+import { Prisma, type Job, type PrismaClient } from "./generated/prisma/client.js";
+import type { Db } from "./tx.js";
+
+
+export interface NewJobEvent {
+  type: JobEventType;
+  message: string;
+  level?: "info" | "warn" | "error";
+  state?: JobState | null;
+  progress?: JobProgress | null;
+  error?: JobError | null;
+}
+
+/**
+ * Appends an event to a job's log with the next sequence number. The sequence comes from an
+ * atomic increment of the job row, so it is gap-free and monotonic even under concurrent writers.
+ */
+export async function appendJobEvent(db: Db, jobId: string, event: NewJobEvent): Promise<number> {
+  const { eventSeq } = await db.job.update({
+    where: { id: jobId },
+    data: { eventSeq: { increment: 1 } },
+    select: { eventSeq: true },
+  });
+  await db.jobEvent.create({
+    data: {
+      jobId,
+      seq: eventSeq,
+      type: event.type,
+      level: event.level ?? (event.error ? "error" : "info"),
+      message: event.message,
+      state: event.state ?? null,
+      progress: event.progress ?? Prisma.DbNull,
+      error: event.error ?? Prisma.DbNull,
+    },
+  });
+  return eventSeq;
+}
+
+/** Records structured progress on the job row and as an event. */
+export async function recordJobProgress(db: PrismaClient, jobId: string, progress: JobProgress): Promise<void> {
+  await db.$transaction(async (tx) => {
+    await tx.job.update({ where: { id: jobId }, data: { progress } });
+    const text = progress.message ? `${progress.phase}: ${progress.message}` : progress.phase;
+    await appendJobEvent(tx, jobId, {
+      type: "progress",
+      message: `${text} (${progress.percent.toFixed(0)}%)`,
+      progress,
+    });
+  });
+}
+
+export type JobOutcome =
+  | { state: "succeeded"; result: Record<string, unknown>; message?: string }
+  | { state: "failed"; error: JobError }
+  | { state: "cancelled"; error: JobError };
+
+const NON_TERMINAL: JobState[] = ["queued", "running"];
+
+/**
+ * Moves a job to a terminal state and releases what it held (VM and image locks), in one
+ * transaction. Returns false when the job was already final (a terminal state is never changed).
+ */
+export async function finishJob(db: PrismaClient, jobId: string, outcome: JobOutcome): Promise<boolean> {
+  return db.$transaction(async (tx) => finishJobIn(tx, jobId, outcome));
+}
+
+/** `finishJob` inside a caller's transaction, so domain rows can change atomically with the job. */
+export async function finishJobIn(
+  tx: Prisma.TransactionClient,
+  jobId: string,
+  outcome: JobOutcome,
+  from: JobState[] = NON_TERMINAL,
+): Promise<boolean> {
+  const error = outcome.state === "succeeded" ? null : outcome.error;
+  const { count } = await tx.job.updateMany({
+    where: { id: jobId, state: { in: from } },
+    data: {
+      state: outcome.state,
+      finishedAt: new Date(),
+      result: outcome.state === "succeeded" ? (outcome.result as Prisma.InputJsonValue) : Prisma.DbNull,
+      errorCode: error?.code ?? null,
+      errorMessage: error?.message ?? null,
+      errorHint: error?.hint ?? null,
+    },
+  });
+  if (count === 0) return false;
+  await tx.vm.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
+  await tx.image.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
+  const message =
+    outcome.state === "succeeded"
+      ? (outcome.message ?? "job succeeded")
+      : `job ${outcome.state}: ${outcome.error.message}`;
+  await appendJobEvent(tx, jobId, { type: "state", state: outcome.state, message, error });
+  return true;
+}
+
+export function isTerminalState(state: JobState): boolean {
+  return TERMINAL_JOB_STATES.includes(state);
+}
+
+export interface JobSpec<T extends JobType = JobType> {
+  type: T;
+  payload: JobPayload<T>;
+  hostId: string;
+  vmId?: string;
+  imageId?: string;
+  targetName: string;
+}
+
+/** Writes a job row and its first event. Timeout and attempts come from the job catalog. */
+export async function createJobRow(
+  tx: Prisma.TransactionClient,
+  jobId: string,
+  spec: JobSpec,
+  request: { idempotencyKey?: string | undefined; hash?: string },
+): Promise<Job> {
+  const entry = JobCatalog[spec.type];
+  const job = await tx.job.create({
+    data: {
+      id: jobId,
+      type: spec.type,
+      hostId: spec.hostId,
+      vmId: spec.vmId ?? null,
+      imageId: spec.imageId ?? null,
+      targetName: spec.targetName,
+      payload: spec.payload as Prisma.InputJsonValue,
+      maxAttempts: entry.attempts,
+      timeoutMs: entry.timeoutMs,
+      idempotencyKey: request.idempotencyKey ?? null,
+      requestHash: request.hash ?? null,
+    },
+  });
+  await appendJobEvent(tx, jobId, { type: "state", state: "queued", message: `${entry.title} '${spec.targetName}' queued on host ${spec.hostId}` });
+  return tx.job.findUniqueOrThrow({ where: { id: job.id } });
+}
