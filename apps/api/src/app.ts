@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { errorHandler, sendProblem } from "./http/problem.js";
+import { benchRoutes } from "./routes/bench.js";
 import { healthRoutes } from "./routes/health.js";
 import { hostRoutes } from "./routes/hosts.js";
 import { imageRoutes } from "./routes/images.js";
@@ -26,6 +27,8 @@ export interface AppDeps {
     offlineAfterSeconds: number;
     apiToken?: string | undefined;
     maxUploadBytes: number;
+    /** Mount the benchmark's `POST /v1/bench/noop` (only for `npm run bench:jobs`). */
+    enableBenchJobs?: boolean;
   };
 }
 
@@ -71,6 +74,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use("/v1/images", imageRoutes({ db, images }));
   app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore }));
   app.use("/v1/hosts", hostRoutes({ db, offlineAfterSeconds: config.offlineAfterSeconds }));
+  if (config.enableBenchJobs) app.use("/v1/bench", benchRoutes({ db, submitter, offlineAfterSeconds: config.offlineAfterSeconds }));
   app.use((req, _res, next) => {
     next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see docs/rest-api.md for the endpoints" }));
   });

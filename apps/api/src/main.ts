@@ -28,6 +28,7 @@ async function main(): Promise<void> {
       offlineAfterSeconds: env.IAAS_HOST_OFFLINE_SECONDS,
       apiToken: env.IAAS_API_TOKEN,
       maxUploadBytes: env.IAAS_MAX_UPLOAD_BYTES,
+      enableBenchJobs: env.IAAS_ENABLE_BENCH_JOBS,
     },
   });
 

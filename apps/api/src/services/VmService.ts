@@ -116,7 +116,7 @@ export class VmService {
         throw err;
       }
       return {
-        spec: { type: "vm.create", payload: { vmId: vm.id, start: req.start }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name },
+        spec: { type: "vm.create", payload: { vmId: vm.id, start: req.start }, hostId: vm.hostId, vmId: vm.id, imageId: image.id, targetName: vm.name },
         extra: vm,
       };
     });

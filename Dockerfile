@@ -1,0 +1,16 @@
+# One image for the API, the worker and the CLI. QEMU comes from Debian's packages.
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      qemu-system-x86 qemu-utils util-linux ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json turbo.json tsconfig.json prisma.config.ts ./
+COPY prisma ./prisma
+COPY packages ./packages
+COPY apps ./apps
+COPY scripts ./scripts
+RUN npm ci --no-audit --no-fund && npm run build
+ENV NODE_ENV=production
+EXPOSE 8080
+CMD ["node", "apps/api/dist/main.js"]

@@ -1,0 +1,221 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import type { Server } from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { hostQueueName } from "@iaas/contracts";
+import { createPrismaClient, finishJob, type PrismaClient } from "@iaas/db";
+import { createTestDatabase, testRedisUrl, type TestDatabase } from "@iaas/db/testing";
+import { createApp } from "./app.js";
+import { sweepExpiredJobs } from "./maintenance/jobSweeper.js";
+import { relayQueuedJobs } from "./maintenance/outboxRelay.js";
+import { JobQueues } from "./services/JobQueues.js";
+
+// The API in-process against the real Postgres and Redis, with host rows but no worker: jobs stay
+// queued, which is what these tests look at.
+describe("REST API", () => {
+  let database: TestDatabase;
+  let db: PrismaClient;
+  let redis: Redis;
+  let queues: JobQueues;
+  let server: Server;
+  let base: string;
+  let store: string;
+  const prefix = `it-${randomBytes(4).toString("hex")}`;
+  const log = pino({ level: "silent" });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = createPrismaClient(database.url);
+    redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
+    queues = new JobQueues(redis, prefix);
+    store = await mkdtemp(path.join(os.tmpdir(), "iaas-api-"));
+    const app = createApp({ db, redis, queues, log, config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3 } });
+    server = await new Promise((resolve) => {
+      const s = app.listen(0, "127.0.0.1", () => resolve(s));
+    });
+    const address = server.address();
+    base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  }, 60_000);
+
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
+    await queues?.close();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis?.disconnect();
+    await db?.$disconnect();
+    await database?.drop();
+    await rm(store, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    await db.jobEvent.deleteMany();
+    await db.job.deleteMany();
+    await db.vm.deleteMany();
+    await db.image.deleteMany();
+    await db.host.deleteMany();
+    await db.host.create({ data: { id: "h1", name: "h1", cpus: 8, memoryBytes: 8n * 1024n ** 3n, diskBytes: 100n * 1024n ** 3n, accelerator: "tcg" } });
+    await db.image.create({ data: { name: "deb", state: "ready", sourceFormat: "qcow2", virtualSize: 1024n ** 3n, storedSize: 1000n, sha256: "0".repeat(64), path: "images/x.qcow2" } });
+  });
+
+  const post = (p: string, body?: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${base}${p}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body ?? {}) });
+
+  async function createVm(name = "web", extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+    const res = await post("/v1/vms", { name, image: "deb", memory: "256M", ...extra }, headers);
+    return { res, body: (await res.json()) as { job: { id: string; state: string }; vm: { id: string; state: string; lockJobId: string } } };
+  }
+
+  it("answers 202 with Location, writes the job and VM rows, and puts the job on the host's queue", async () => {
+    const { res, body } = await createVm();
+    expect(res.status).toBe(202);
+    expect(res.headers.get("location")).toBe(`/v1/jobs/${body.job.id}`);
+    expect(body.vm.state).toBe("creating");
+    expect(body.vm.lockJobId).toBe(body.job.id);
+    const queued = await new Queue(hostQueueName("h1"), { connection: redis, prefix }).getJob(body.job.id);
+    expect(queued?.data).toEqual({ jobId: body.job.id });
+  });
+
+  it("rejects a bad request body with a problem that names each field", async () => {
+    const res = await post("/v1/vms", { name: "Bad_Name", image: "deb", cpus: 0 });
+    expect(res.status).toBe(400);
+    expect(res.headers.get("content-type")).toContain("application/problem+json");
+    const problem = (await res.json()) as { code: string; errors: { path: string }[]; hint: string };
+    expect(problem.code).toBe("VALIDATION_FAILED");
+    expect(problem.errors.map((e) => e.path).sort()).toEqual(["cpus", "name"]);
+    expect(problem.hint).toBeTruthy();
+  });
+
+  it("answers 404 with a hint for an unknown VM, by name or by id", async () => {
+    for (const ref of ["nope", "7d8f6c1e-9a1b-4c2d-8e3f-1a2b3c4d5e6f"]) {
+      const res = await fetch(`${base}/v1/vms/${ref}`);
+      expect(res.status).toBe(404);
+      const problem = (await res.json()) as { code: string; hint: string };
+      expect(problem.code).toBe("NOT_FOUND");
+      expect(problem.hint).toMatch(/iaas vm list/);
+    }
+  });
+
+  it("returns the first job for a repeated Idempotency-Key and refuses the key for another request", async () => {
+    const first = await createVm("idem", {}, { "Idempotency-Key": "k-1" });
+    const again = await createVm("idem", {}, { "Idempotency-Key": "k-1" });
+    expect(again.res.status).toBe(202);
+    expect(again.res.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body.job.id).toBe(first.body.job.id);
+    expect(await db.vm.count()).toBe(1);
+    const other = await createVm("other", {}, { "Idempotency-Key": "k-1" });
+    expect(other.res.status).toBe(409);
+    expect((other.body as unknown as { code: string }).code).toBe("IDEMPOTENCY_KEY_REUSED");
+  });
+
+  it("answers a request for a VM held by another job with 409 naming that job", async () => {
+    const { body } = await createVm();
+    const res = await post("/v1/vms/web/start");
+    expect(res.status).toBe(409);
+    const problem = (await res.json()) as { code: string; jobId: string; detail: string; hint: string };
+    expect(problem.code).toBe("VM_BUSY");
+    expect(problem.jobId).toBe(body.job.id);
+    expect(problem.hint).toContain(`iaas job wait ${body.job.id}`);
+  });
+
+  it("refuses a duplicate VM name and an action the VM's state does not allow", async () => {
+    const { body } = await createVm();
+    expect((await createVm()).res.status).toBe(409);
+    await db.vm.update({ where: { id: body.vm.id }, data: { state: "stopped", lockJobId: null } });
+    const stop = await post("/v1/vms/web/stop");
+    expect(stop.status).toBe(409);
+    expect(((await stop.json()) as { code: string }).code).toBe("INVALID_STATE");
+  });
+
+  it("cancels a job that has not started: the VM it would create is gone and the queue forgets it", async () => {
+    const { body } = await createVm();
+    const res = await post(`/v1/jobs/${body.job.id}/cancel`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { state: string }).state).toBe("cancelled");
+    expect(await db.vm.count()).toBe(0);
+    expect(await new Queue(hostQueueName("h1"), { connection: redis, prefix }).getJob(body.job.id)).toBeUndefined();
+    const again = await post(`/v1/jobs/${body.job.id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { code: string }).code).toBe("JOB_NOT_CANCELLABLE");
+  });
+
+  it("refuses to act on a VM whose host is offline", async () => {
+    const { body } = await createVm();
+    await db.vm.update({ where: { id: body.vm.id }, data: { state: "stopped", lockJobId: null } });
+    await db.host.update({ where: { id: "h1" }, data: { lastHeartbeatAt: new Date(Date.now() - 120_000) } });
+    const res = await post("/v1/vms/web/start");
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string; hint: string }).code).toBe("HOST_OFFLINE");
+    expect(await db.vm.findUniqueOrThrow({ where: { id: body.vm.id } })).toMatchObject({ lockJobId: null, state: "stopped" });
+  });
+
+  it("re-enqueues a queued job that Redis lost (outbox relay)", async () => {
+    const { body } = await createVm();
+    const queue = new Queue(hostQueueName("h1"), { connection: redis, prefix });
+    await (await queue.getJob(body.job.id))?.remove();
+    expect(await queue.getJob(body.job.id)).toBeUndefined();
+    expect(await relayQueuedJobs(db, queues, log, 0)).toBe(1);
+    expect((await queue.getJob(body.job.id))?.id).toBe(body.job.id);
+    expect(await relayQueuedJobs(db, queues, log, 0)).toBe(0);
+  });
+
+  it("fails a job whose worker died past its timeout and takes the VM out of its transitional state", async () => {
+    const { body } = await createVm();
+    await db.job.update({ where: { id: body.job.id }, data: { state: "running", startedAt: new Date(Date.now() - 3_600_000) } });
+    expect(await sweepExpiredJobs(db, log)).toEqual([body.job.id]);
+    const job = await db.job.findUniqueOrThrow({ where: { id: body.job.id } });
+    expect(job).toMatchObject({ state: "failed", errorCode: "JOB_TIMEOUT" });
+    expect(await db.vm.findUniqueOrThrow({ where: { id: body.vm.id } })).toMatchObject({ state: "error", lockJobId: null });
+  });
+
+  it("streams job events over SSE, resumes after Last-Event-ID, and ends once the job is final", async () => {
+    const { body } = await createVm();
+    await finishJob(db, body.job.id, { state: "failed", error: { code: "QEMU_FAILED", message: "boom", hint: "retry" } });
+    const all = await (await fetch(`${base}/v1/jobs/${body.job.id}/events`)).text();
+    expect(all).toMatch(/^id: 1\nevent: state\n/);
+    expect(all).toContain("id: 2\nevent: state");
+    expect(all.trimEnd().endsWith(`event: end\ndata: {"jobId":"${body.job.id}","state":"failed"}`)).toBe(true);
+    const resumed = await (await fetch(`${base}/v1/jobs/${body.job.id}/events`, { headers: { "Last-Event-ID": "1" } })).text();
+    expect(resumed).not.toContain("id: 1\n");
+    expect(resumed).toContain("id: 2\n");
+    const waited = (await (await fetch(`${base}/v1/jobs/${body.job.id}/wait?timeout=5`)).json()) as { state: string; error: { hint: string } };
+    expect(waited).toMatchObject({ state: "failed", error: { code: "QEMU_FAILED", message: "boom", hint: "retry" } });
+  });
+
+  it("streams an upload into the store, hashing it, and queues the import job", async () => {
+    const created = await post("/v1/images", { name: "up" });
+    expect(created.status).toBe(201);
+    const image = (await created.json()) as { uploadUrl: string; id: string };
+    const content = randomBytes(256 * 1024);
+    const res = await fetch(`${base}${image.uploadUrl}`, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: content });
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { job: { type: string; payload: { sha256: string; stagingFile: string; sizeBytes: number } } };
+    expect(body.job.type).toBe("image.import");
+    expect(body.job.payload.sha256).toBe(createHash("sha256").update(content).digest("hex"));
+    expect(body.job.payload.sizeBytes).toBe(content.length);
+    expect((await readFile(path.join(store, body.job.payload.stagingFile))).equals(content)).toBe(true);
+    const second = await fetch(`${base}${image.uploadUrl}`, { method: "PUT", body: content });
+    expect(second.status).toBe(409);
+  });
+
+  it("refuses to delete an image that VMs use, naming them", async () => {
+    await createVm("user1");
+    const res = await fetch(`${base}/v1/images/deb`, { method: "DELETE" });
+    expect(res.status).toBe(409);
+    const problem = (await res.json()) as { code: string; detail: string };
+    expect(problem.code).toBe("IMAGE_IN_USE");
+    expect(problem.detail).toContain("user1");
+  });
+
+  it("reports readiness of Postgres and Redis", async () => {
+    const res = await fetch(`${base}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ready", postgres: "ok", redis: "ok" });
+  });
+});

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Brings the whole stack up on this machine: packages, Postgres, Redis, migrations, the API and
+# one worker in the background, and a demo image. `npm run down` stops the API and the worker.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+STATE="$ROOT/.iaas"
+export DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/iaas}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+export IAAS_IMAGE_STORE=${IAAS_IMAGE_STORE:-$STATE/images}
+export IAAS_API_PORT=${IAAS_API_PORT:-8080}
+export IAAS_HOST_ID=${IAAS_HOST_ID:-$(hostname | tr -c 'A-Za-z0-9._-\n' '-' | cut -c1-63)}
+export IAAS_DATA_DIR=${IAAS_DATA_DIR:-$STATE/hosts/$IAAS_HOST_ID}
+export IAAS_ACCEL=${IAAS_ACCEL:-tcg}
+URL="http://127.0.0.1:$IAAS_API_PORT"
+export IAAS_URL=$URL
+
+ensure_apt_packages
+ensure_apt_lists
+case "$DATABASE_URL" in *127.0.0.1*|*localhost*) ensure_postgres ;; esac
+case "$REDIS_URL" in *127.0.0.1*|*localhost*) ensure_redis ;; esac
+ensure_node_modules
+
+log "building"
+npm run build --silent >/dev/null
+
+log "migrating $DATABASE_URL"
+node scripts/db-create.mjs
+npx prisma migrate deploy >/dev/null
+
+mkdir -p "$STATE/logs" "$STATE/run" "$IAAS_IMAGE_STORE" "$IAAS_DATA_DIR"
+
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_bg() { # name pidfile command...
+  local name=$1 pidfile=$2; shift 2
+  if running "$pidfile"; then
+    log "$name already running (pid $(cat "$pidfile"))"
+    return
+  fi
+  log "starting $name (log: ${STATE#"$ROOT"/}/logs/$name.log)"
+  nohup "$@" >>"$STATE/logs/$name.log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+start_bg api "$STATE/run/api.pid" node apps/api/dist/main.js
+for _ in $(seq 1 60); do curl -fs "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
+curl -fs "$URL/readyz" >/dev/null || die "the API did not become ready; see .iaas/logs/api.log"
+
+start_bg worker "$STATE/run/worker.pid" node apps/worker/dist/main.js
+for _ in $(seq 1 60); do
+  node apps/cli/dist/main.js host list -o json 2>/dev/null | grep -q "\"id\":\"$IAAS_HOST_ID\",[^}]*\"state\":\"online\"" && break
+  sleep 0.5
+done
+
+if ! node apps/cli/dist/main.js image show demo >/dev/null 2>&1; then
+  log "building the demo guest image (Debian kernel + busybox, offline)"
+  bash scripts/guest/build-linux.sh --out "$ROOT/.cache/guests" >"$STATE/logs/guest-build.log" 2>&1 \
+    || die "building the demo image failed; see .iaas/logs/guest-build.log"
+  log "importing it as 'demo'"
+  node apps/cli/dist/main.js image import demo --file "$ROOT/.cache/guests/linux.qcow2" --description "Linux demo guest (busybox)" --wait
+fi
+
+node apps/cli/dist/main.js host list
+cat <<MSG
+
+The stack is up: API $URL, worker for host '$IAAS_HOST_ID' ($IAAS_ACCEL). Logs: .iaas/logs/.
+Try:
+  npx iaas vm create hello --image demo --start --wait
+  npx iaas vm console hello
+  npx iaas vm stop hello --wait
+  npx iaas job list
+Stop the API and the worker (VMs keep running) with: npm run down
+MSG

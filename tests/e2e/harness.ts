@@ -1,0 +1,217 @@
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Redis } from "ioredis";
+import { createPrismaClient, type PrismaClient } from "@iaas/db";
+import { createTestDatabase, testRedisUrl, type TestDatabase } from "@iaas/db/testing";
+
+const execFileP = promisify(execFile);
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+const API_MAIN = path.join(ROOT, "apps/api/dist/main.js");
+const WORKER_MAIN = path.join(ROOT, "apps/worker/dist/main.js");
+const CLI_MAIN = path.join(ROOT, "apps/cli/dist/main.js");
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== null && v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * A whole stack as real processes: the API and one worker per host, on a fresh database, a unique
+ * queue prefix and short temp directories, driven through the built `iaas` binary.
+ */
+export class Stack {
+  readonly workers = new Map<string, ChildProcess>();
+  private api: ChildProcess | undefined;
+  readonly logs: string[] = [];
+  url = "";
+
+  private constructor(
+    readonly dir: string,
+    readonly database: TestDatabase,
+    readonly redisUrl: string,
+    readonly prefix: string,
+    readonly db: PrismaClient,
+  ) {}
+
+  static async start(hosts: string[]): Promise<Stack> {
+    const dir = await mkdtemp("/tmp/ie-");
+    const database = await createTestDatabase();
+    const redisUrl = await testRedisUrl();
+    const stack = new Stack(dir, database, redisUrl, `e2e-${randomBytes(4).toString("hex")}`, createPrismaClient(database.url));
+    try {
+      const port = await freePort();
+      stack.url = `http://127.0.0.1:${port}`;
+      stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500" });
+      await eventually("the API to be ready", async () => (await fetch(`${stack.url}/readyz`)).ok);
+      for (const host of hosts) await stack.startWorker(host);
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+    return stack;
+  }
+
+  private baseEnv(): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: this.database.url,
+      REDIS_URL: this.redisUrl,
+      IAAS_QUEUE_PREFIX: this.prefix,
+      IAAS_IMAGE_STORE: path.join(this.dir, "store"),
+      IAAS_HOST_OFFLINE_SECONDS: "5",
+      LOG_LEVEL: "info",
+    };
+  }
+
+  private spawn(name: string, main: string, env: NodeJS.ProcessEnv): ChildProcess {
+    const child = spawn(process.execPath, [main], { env: { ...this.baseEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const keep = (chunk: Buffer) => {
+      this.logs.push(`[${name}] ${chunk.toString()}`);
+      if (this.logs.length > 2000) this.logs.splice(0, 1000);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    return child;
+  }
+
+  /** Starts (or restarts) the worker of a host and waits until it has registered and heartbeats. */
+  async startWorker(hostId: string): Promise<void> {
+    const since = new Date();
+    const child = this.spawn(hostId, WORKER_MAIN, {
+      IAAS_HOST_ID: hostId,
+      IAAS_DATA_DIR: path.join(this.dir, hostId),
+      IAAS_ACCEL: "tcg",
+      IAAS_HEARTBEAT_SECONDS: "1",
+      IAAS_MONITOR_INTERVAL_MS: "300",
+      IAAS_HOST_CPUS: "4",
+      IAAS_HOST_MEMORY: "2G",
+      IAAS_HOST_DISK: "20G",
+    });
+    this.workers.set(hostId, child);
+    await eventually(`worker ${hostId} to register`, async () => {
+      if (child.exitCode !== null) throw new Error(`worker ${hostId} exited: ${this.logTail()}`);
+      const host = await this.db.host.findUnique({ where: { id: hostId } });
+      return host !== null && host.startedAt >= new Date(since.getTime() - 1000);
+    });
+  }
+
+  /** Kills a worker's process (SIGKILL by default) and waits for it to be gone. */
+  async killWorker(hostId: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.workers.get(hostId);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill(signal);
+    await exited;
+    this.workers.delete(hostId);
+  }
+
+  async cli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+    try {
+      const { stdout, stderr } = await execFileP(process.execPath, [CLI_MAIN, ...args], {
+        env: { PATH: process.env.PATH, HOME: this.dir, IAAS_URL: this.url, ...opts.env },
+        timeout: opts.timeoutMs ?? 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number | string; stdout?: string; stderr?: string };
+      if (typeof e.code !== "number") throw err;
+      return { code: e.code, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+    }
+  }
+
+  /** Runs the CLI with `-o json` and parses its output, failing with the CLI's stderr. */
+  async cliJson<T>(args: string[]): Promise<T> {
+    const r = await this.cli([...args, "-o", "json"]);
+    if (r.code !== 0) throw new Error(`iaas ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  logTail(lines = 40): string {
+    return this.logs.join("").split("\n").slice(-lines).join("\n");
+  }
+
+  /** QEMU processes the tests started, found from the pidfiles under the stack's directory. */
+  async qemuPids(): Promise<number[]> {
+    const pids: number[] = [];
+    for (const host of await readdir(this.dir).catch(() => [])) {
+      const vmsDir = path.join(this.dir, host, "vms");
+      for (const vm of await readdir(vmsDir).catch(() => [])) {
+        const text = await readFile(path.join(vmsDir, vm, "qemu.pid"), "utf8").catch(() => "");
+        const pid = Number(text.trim());
+        if (pid > 0) pids.push(pid);
+      }
+    }
+    return pids;
+  }
+
+  async stop(): Promise<void> {
+    for (const host of [...this.workers.keys()]) await this.killWorker(host, "SIGTERM");
+    if (this.api && this.api.exitCode === null) {
+      const exited = new Promise((r) => this.api?.once("exit", r));
+      this.api.kill("SIGTERM");
+      await exited;
+    }
+    for (const pid of await this.qemuPids()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await this.db.$disconnect();
+    await this.database.drop();
+    const redis = new Redis(this.redisUrl);
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${this.prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== "0");
+    redis.disconnect();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Builds (once, cached) the offline test guests and returns their paths. */
+export async function guestImages(which: ("bootsector" | "linux")[] = ["bootsector"]): Promise<{ bootsector: string; linux: string }> {
+  const dir = process.env.IAAS_GUEST_DIR ?? path.join(ROOT, ".cache/guests");
+  if (which.includes("bootsector")) await execFileP(process.execPath, [path.join(ROOT, "scripts/guest/build-bootsector.mjs"), "--out", dir]);
+  if (which.includes("linux")) await execFileP("bash", [path.join(ROOT, "scripts/guest/build-linux.sh"), "--out", dir], { timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
+  return { bootsector: path.join(dir, "bootsector.raw"), linux: path.join(dir, "linux.qcow2") };
+}
