@@ -114,6 +114,7 @@ export class Stack {
     const since = new Date();
     const child = this.spawn(hostId, WORKER_MAIN, {
       IAAS_HOST_ID: hostId,
+      IAAS_HOST_NAME: hostId,
       IAAS_DATA_DIR: path.join(this.dir, hostId),
       IAAS_ACCEL: "tcg",
       IAAS_HEARTBEAT_SECONDS: "1",

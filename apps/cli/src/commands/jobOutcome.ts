@@ -1,0 +1,126 @@
+import { ExitCode, isTerminalJobState, JobCatalog, type Job } from "@iaas/contracts";
+import { CliError, EXIT_INTERRUPTED } from "../CliError.js";
+import type { JobAccepted } from "../client/JobAccepted.js";
+import { followJob } from "../follow/followJob.js";
+import { jobTarget, shortId } from "../output/format.js";
+import { imageDetails } from "../output/imageView.js";
+import { jobDetails } from "../output/jobView.js";
+import { createProgressRenderer } from "../output/ProgressRenderer.js";
+import { hostNames, vmDetails } from "../output/vmView.js";
+import type { CommandContext } from "./CommandContext.js";
+
+/**
+ * After a request made a job: without --wait, say how to follow it; with --wait, follow it to
+ * the end and report the outcome.
+ */
+export async function reportAcceptedJob(ctx: CommandContext, accepted: JobAccepted, wait: boolean): Promise<void> {
+  if (wait) {
+    await waitForJob(ctx, accepted.job);
+    return;
+  }
+  if (ctx.out.json) {
+    ctx.out.printJson(accepted);
+    return;
+  }
+  const job = accepted.job;
+  ctx.out.line(`job ${job.id} ${job.state}: ${JobCatalog[job.type].title} (${jobTarget(job)})`);
+  ctx.out.line(`follow it with: iaas job wait ${job.id}`);
+}
+
+/**
+ * Follows a job (SSE, else long-poll) with a progress display on stderr, then reports the
+ * outcome: the resulting resource (or the job JSON with -o json) and exit 0; `error:`/`hint:`
+ * and exit 1 for a failed or cancelled job; exit 4 when --timeout passes first.
+ */
+export async function waitForJob(ctx: CommandContext, job: Job): Promise<void> {
+  if (isTerminalJobState(job.state)) {
+    await reportFinalJob(ctx, job);
+    return;
+  }
+  const renderer = createProgressRenderer(ctx.deps.stderr, { animate: ctx.deps.animate });
+  renderer.start(job);
+  let result;
+  try {
+    result = await followJob(ctx.client, job.id, {
+      timeoutMs: ctx.timeoutMs,
+      onEvent: (event) => renderer.event(event),
+      onJob: (polled) => renderer.job(polled),
+      onFallback: (reason) => renderer.note(`no live event stream (${reason}); polling the job instead`),
+      reconnectDelaysMs: ctx.deps.reconnectDelaysMs,
+    });
+  } catch (err) {
+    renderer.stop();
+    if (err instanceof CliError && err.exitCode === EXIT_INTERRUPTED) {
+      throw new CliError(`stopped waiting; job ${job.id} keeps running; re-attach with: iaas job wait ${job.id}`, {
+        exitCode: EXIT_INTERRUPTED,
+      });
+    }
+    throw err;
+  }
+  if (result.kind === "timeout") {
+    renderer.stop();
+    throw timeoutError(job.id, result.job, ctx.timeoutMs);
+  }
+  renderer.finish(result.job);
+  await reportFinalJob(ctx, result.job);
+}
+
+/** Reports a final job: its result on success, an error (exit 1) otherwise. */
+export async function reportFinalJob(ctx: CommandContext, job: Job): Promise<void> {
+  if (ctx.out.json) ctx.out.printJson(job);
+  if (job.state !== "succeeded") throw jobFailedError(job);
+  if (!ctx.out.json) await printJobResult(ctx, job);
+}
+
+export function jobFailedError(job: Job): CliError {
+  const what = `job ${shortId(job.id)} (${job.type} ${jobTarget(job)})`;
+  const message =
+    job.state === "cancelled"
+      ? `${what} was cancelled${job.error === null ? "" : `: ${job.error.message}`}`
+      : (job.error?.message ?? `${what} failed`);
+  return new CliError(message, {
+    exitCode: ExitCode.JOB_FAILED,
+    hint: job.error?.hint ?? `see what happened with: iaas job logs ${job.id}`,
+    code: job.error?.code ?? null,
+  });
+}
+
+export function timeoutError(jobId: string, job: Job | null, timeoutMs: number | null): CliError {
+  const state = job === null ? "" : `it was ${job.state}${job.progress === null ? "" : ` (${job.progress.phase} ${Math.floor(job.progress.percent)}%)`} `;
+  const after = timeoutMs === null ? "" : `after --timeout ${timeoutMs / 1000}s`;
+  return new CliError(`job ${jobId} is still running; re-attach with: iaas job wait ${jobId}`, {
+    exitCode: ExitCode.WAIT_TIMEOUT,
+    hint: `${state}${after}`.trim() || null,
+  });
+}
+
+/** What a succeeded job produced: the VM or image as it is now, or a line for a deletion. */
+async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
+  switch (job.type) {
+    case "vm.create":
+    case "vm.start":
+    case "vm.stop":
+    case "vm.reboot": {
+      const ref = job.vmId ?? job.targetName;
+      if (ref === null) break;
+      const [vm, hosts] = await Promise.all([ctx.client.getVm(ref), ctx.client.listHosts().catch(() => [])]);
+      ctx.out.line(vmDetails(vm, hostNames(hosts)));
+      return;
+    }
+    case "image.import": {
+      const ref = job.imageId ?? job.targetName;
+      if (ref === null) break;
+      ctx.out.line(imageDetails(await ctx.client.getImage(ref)));
+      return;
+    }
+    case "vm.delete":
+      ctx.out.line(`vm ${job.targetName ?? job.vmId ?? ""} deleted`);
+      return;
+    case "image.delete":
+      ctx.out.line(`image ${job.targetName ?? job.imageId ?? ""} deleted`);
+      return;
+    case "bench.noop":
+      break;
+  }
+  ctx.out.line(jobDetails(job));
+}

@@ -1,0 +1,158 @@
+import type { Command } from "commander";
+import { ExitCode, VmName } from "@iaas/contracts";
+import { CliError, usageError } from "../CliError.js";
+import type { VmCreateInput } from "../client/ApiClient.js";
+import { hostNames, dryRunView, vmDetails, vmTable } from "../output/vmView.js";
+import type { CommandContext, ContextFactory } from "./CommandContext.js";
+import { reportAcceptedJob } from "./jobOutcome.js";
+import { intBetween, size } from "./optionParsers.js";
+
+interface WaitOption {
+  wait?: boolean;
+}
+
+interface VmCreateOptions extends WaitOption {
+  image: string;
+  cpus?: number;
+  memory?: string;
+  disk?: string;
+  host?: string;
+  start?: boolean;
+  dryRun?: boolean;
+}
+
+interface VmStopOptions extends WaitOption {
+  force?: boolean;
+  stopTimeout?: number;
+}
+
+const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
+
+/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console. */
+export function registerVmCommands(program: Command, ctxOf: ContextFactory): void {
+  const vm = program.command("vm").description("create and manage virtual machines");
+
+  vm.command("create")
+    .description("create a VM from an image (a qcow2 overlay on it), optionally start it")
+    .argument("<name>", "VM name: lower-case letters, digits and '-'")
+    .requiredOption("--image <image>", "image name or id (see `iaas image list`)")
+    .option("--cpus <n>", "virtual CPUs (1-64; default 1)", intBetween(1, 64))
+    .option("--memory <size>", "memory, e.g. 512M or 2G (default 512M)", size)
+    .option("--disk <size>", "disk size, e.g. 10G (default: the image's virtual size)", size)
+    .option("--host <host>", "place the VM on this host instead of letting the scheduler choose")
+    .option("--start", "start the VM once it is created")
+    .option("--dry-run", "show where the VM would be placed, and why; create nothing")
+    .option("--wait", WAIT_HELP)
+    .action(async (name: string, opts: VmCreateOptions, command: Command) => {
+      const ctx = ctxOf(command);
+      const checked = VmName.safeParse(name);
+      if (!checked.success) throw usageError(`invalid VM name '${name}': ${checked.error.issues.map((i) => i.message).join("; ")}`);
+      const input: VmCreateInput = {
+        name,
+        image: opts.image,
+        cpus: opts.cpus,
+        memory: opts.memory,
+        disk: opts.disk,
+        host: opts.host,
+        start: opts.start === true,
+      };
+      if (opts.dryRun === true) {
+        const [plan, hosts] = await Promise.all([ctx.client.planVm(input), ctx.client.listHosts().catch(() => [])]);
+        if (ctx.out.json) ctx.out.printJson(plan);
+        else ctx.out.line(dryRunView(plan, hostNames(hosts)));
+        return;
+      }
+      await reportAcceptedJob(ctx, await ctx.client.createVm(input), opts.wait === true);
+    });
+
+  vm.command("list")
+    .alias("ls")
+    .description("list VMs")
+    .action(async (_opts: object, command: Command) => {
+      const ctx = ctxOf(command);
+      const [vms, hosts] = await Promise.all([ctx.client.listVms(), ctx.client.listHosts().catch(() => [])]);
+      if (ctx.out.json) ctx.out.printJson({ items: vms });
+      else ctx.out.line(vmTable(vms, hostNames(hosts)));
+    });
+
+  vm.command("show")
+    .description("show a VM")
+    .argument("<name>", "VM name or id")
+    .action(async (name: string, _opts: object, command: Command) => {
+      const ctx = ctxOf(command);
+      const [found, hosts] = await Promise.all([ctx.client.getVm(name), ctx.client.listHosts().catch(() => [])]);
+      if (ctx.out.json) ctx.out.printJson(found);
+      else ctx.out.line(vmDetails(found, hostNames(hosts)));
+    });
+
+  vm.command("start")
+    .description("start a stopped VM")
+    .argument("<name>", "VM name or id")
+    .option("--wait", WAIT_HELP)
+    .action(async (name: string, opts: WaitOption, command: Command) => {
+      const ctx = ctxOf(command);
+      await reportAcceptedJob(ctx, await ctx.client.startVm(name), opts.wait === true);
+    });
+
+  vm.command("stop")
+    .description("stop a VM: ACPI power-down, then quit QEMU after --stop-timeout")
+    .argument("<name>", "VM name or id")
+    .option("--force", "quit QEMU at once, without asking the guest to power down")
+    .option("--stop-timeout <seconds>", "seconds the guest gets to power down (0-3600; default 60)", intBetween(0, 3600))
+    .option("--wait", WAIT_HELP)
+    .action(async (name: string, opts: VmStopOptions, command: Command) => {
+      const ctx = ctxOf(command);
+      const body = { force: opts.force === true, ...(opts.stopTimeout === undefined ? {} : { timeoutSeconds: opts.stopTimeout }) };
+      await reportAcceptedJob(ctx, await ctx.client.stopVm(name, body), opts.wait === true);
+    });
+
+  vm.command("reboot")
+    .description("reboot a running VM")
+    .argument("<name>", "VM name or id")
+    .option("--wait", WAIT_HELP)
+    .action(async (name: string, opts: WaitOption, command: Command) => {
+      const ctx = ctxOf(command);
+      await reportAcceptedJob(ctx, await ctx.client.rebootVm(name), opts.wait === true);
+    });
+
+  vm.command("delete")
+    .alias("rm")
+    .description("delete a VM and its disk (stops it first if it runs)")
+    .argument("<name>", "VM name or id")
+    .option("--wait", WAIT_HELP)
+    .action(async (name: string, opts: WaitOption, command: Command) => {
+      const ctx = ctxOf(command);
+      await reportAcceptedJob(ctx, await ctx.client.deleteVm(name), opts.wait === true);
+    });
+
+  vm.command("console")
+    .description("print the VM's serial console output (the last 1 MiB)")
+    .argument("<name>", "VM name or id")
+    .option("-f, --follow", "keep printing new output until Ctrl-C")
+    .action(async (name: string, opts: { follow?: boolean }, command: Command) => {
+      const ctx = ctxOf(command);
+      await printConsole(ctx, name, opts.follow === true);
+    });
+}
+
+/** Copies the console stream to stdout as bytes; Ctrl-C ends a followed stream normally. */
+async function printConsole(ctx: CommandContext, name: string, follow: boolean): Promise<void> {
+  const body = await ctx.client.openConsole(name, follow);
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      ctx.out.stdout.write(value);
+    }
+  } catch (err) {
+    if (ctx.interrupted) return;
+    throw new CliError(`the console stream of vm ${name} broke off: ${err instanceof Error ? err.message : String(err)}`, {
+      exitCode: ExitCode.UNREACHABLE,
+      hint: `run \`iaas vm console ${name}${follow ? " --follow" : ""}\` again`,
+      retryable: true,
+    });
+  } finally {
+    reader.releaseLock();
+  }
+}

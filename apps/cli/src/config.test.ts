@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { configFilePath, DEFAULT_API_URL, resolveConfig } from "./config.js";
+
+const HOME = "/home/ada";
+const DEFAULT_FILE = "/home/ada/.config/iaas/config.json";
+
+function files(entries: Record<string, string>): (file: string) => string | null {
+  return (file) => entries[file] ?? null;
+}
+
+describe("resolveConfig", () => {
+  it("falls back to the default URL and no token when nothing is configured", () => {
+    const config = resolveConfig({ flagUrl: undefined, env: {}, homedir: HOME, readFile: files({}) });
+    expect(config).toMatchObject({ url: DEFAULT_API_URL, urlSource: "default", token: null, tokenSource: null, configFound: false });
+    expect(config.configPath).toBe(DEFAULT_FILE);
+  });
+
+  it("prefers --url over IAAS_URL over the config file", () => {
+    const readFile = files({ [DEFAULT_FILE]: JSON.stringify({ url: "http://file:1", token: "file-token" }) });
+    const env = { IAAS_URL: "http://env:2" };
+    expect(resolveConfig({ flagUrl: "http://flag:3/", env, homedir: HOME, readFile })).toMatchObject({ url: "http://flag:3", urlSource: "--url" });
+    expect(resolveConfig({ flagUrl: undefined, env, homedir: HOME, readFile })).toMatchObject({ url: "http://env:2", urlSource: "IAAS_URL" });
+    expect(resolveConfig({ flagUrl: undefined, env: {}, homedir: HOME, readFile })).toMatchObject({ url: "http://file:1", urlSource: "config file" });
+  });
+
+  it("prefers IAAS_TOKEN over the config file's token, and ignores empty variables", () => {
+    const readFile = files({ [DEFAULT_FILE]: JSON.stringify({ token: "file-token" }) });
+    expect(resolveConfig({ flagUrl: undefined, env: { IAAS_TOKEN: "env-token" }, homedir: HOME, readFile })).toMatchObject({
+      token: "env-token",
+      tokenSource: "IAAS_TOKEN",
+    });
+    expect(resolveConfig({ flagUrl: undefined, env: { IAAS_TOKEN: "", IAAS_URL: " " }, homedir: HOME, readFile })).toMatchObject({
+      token: "file-token",
+      tokenSource: "config file",
+      urlSource: "default",
+    });
+  });
+
+  it("reads the config file named by IAAS_CONFIG", () => {
+    const env = { IAAS_CONFIG: "/etc/iaas.json" };
+    expect(configFilePath(env, HOME)).toBe("/etc/iaas.json");
+    const readFile = files({ "/etc/iaas.json": '{"url":"https://api.example:8443"}', [DEFAULT_FILE]: '{"url":"http://ignored"}' });
+    expect(resolveConfig({ flagUrl: undefined, env, homedir: HOME, readFile })).toMatchObject({ url: "https://api.example:8443", configFound: true });
+  });
+
+  it("refuses a missing IAAS_CONFIG file, bad JSON, a bad shape and a bad URL with exit code 2", () => {
+    const cases = [
+      { env: { IAAS_CONFIG: "/nope.json" }, readFile: files({}), message: /\/nope\.json \(from IAAS_CONFIG\) does not exist/ },
+      { env: {}, readFile: files({ [DEFAULT_FILE]: "{url:" }), message: /is not valid JSON/ },
+      { env: {}, readFile: files({ [DEFAULT_FILE]: '{"url": 8080}' }), message: /config\.json is invalid: url:/ },
+      { env: { IAAS_URL: "ftp://x" }, readFile: files({}), message: /only http and https/ },
+      { env: { IAAS_URL: "not a url" }, readFile: files({}), message: /invalid API URL 'not a url' \(from IAAS_URL\)/ },
+    ];
+    for (const c of cases) {
+      expect(() => resolveConfig({ flagUrl: undefined, env: c.env, homedir: HOME, readFile: c.readFile })).toThrow(c.message);
+      try {
+        resolveConfig({ flagUrl: undefined, env: c.env, homedir: HOME, readFile: c.readFile });
+      } catch (err) {
+        expect(err).toMatchObject({ exitCode: 2 });
+      }
+    }
+  });
+});

@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import { makeHost, makeImage, makeJob, makeVm, HOST_ID, progressEvent, stateEvent } from "../testing/fixtures.js";
+import { formatAge } from "./format.js";
+import { formatFields, formatTable } from "./formatTable.js";
+import { hostTable } from "./hostView.js";
+import { imageTable } from "./imageView.js";
+import { jobEventLine, jobTable } from "./jobView.js";
+import { dryRunView, hostNames, vmTable } from "./vmView.js";
+
+const NOW = new Date("2025-01-01T00:01:00.000Z");
+
+describe("formatTable", () => {
+  it("aligns columns two spaces apart without trailing blanks", () => {
+    expect(formatTable(["NAME", "STATE", "X"], [["web1", "running", "1"], ["a-long-name", "stopped", ""]])).toBe(
+      ["NAME         STATE    X", "web1         running  1", "a-long-name  stopped"].join("\n"),
+    );
+  });
+
+  it("prints the header of an empty table", () => {
+    expect(formatTable(["NAME", "STATE"], [])).toBe("NAME  STATE");
+  });
+
+  it("aligns key/value fields and shows missing values as '-'", () => {
+    expect(formatFields([["name", "web1"], ["pid", null], ["cpus", 2]])).toBe("name: web1\npid:  -\ncpus: 2");
+  });
+});
+
+describe("resource tables", () => {
+  it("lists VMs with host names and human sizes", () => {
+    const vms = [makeVm(), makeVm({ name: "db", state: "running", hostId: "ffffffff-unknown", memoryBytes: 1536 * 1024 ** 2, imageName: null })];
+    expect(vmTable(vms, hostNames([makeHost()]))).toBe(
+      [
+        "NAME  STATE    HOST      CPUS  MEMORY   DISK   IMAGE",
+        "web1  stopped  hv1       2     512 MiB  2 GiB  deb12",
+        "db    running  ffffffff  2     1.5 GiB  2 GiB  3a4b5c6d",
+      ].join("\n"),
+    );
+  });
+
+  it("lists hosts with allocated/total resources and heartbeat age", () => {
+    const table = hostTable([makeHost(), makeHost({ id: "h2", name: "hv2", state: "offline", drained: true, accelerator: "tcg" })], NOW);
+    const lines = table.split("\n");
+    expect(lines[0]).toMatch(/^ID\s+NAME\s+STATE\s+ACCEL\s+CPUS\s+MEMORY\s+DISK\s+VMS\s+HEARTBEAT$/);
+    expect(lines[1]).toContain(`${HOST_ID}  hv1   online`);
+    expect(lines[1]).toMatch(/kvm\s+2\/8\s+512 MiB\/16 GiB\s+2 GiB\/500 GiB\s+1\s+5s ago$/);
+    expect(lines[2]).toContain("offline,drained  tcg");
+  });
+
+  it("lists images with format, sizes and a short sha256", () => {
+    const table = imageTable([makeImage(), makeImage({ name: "new", state: "importing", sourceFormat: null, virtualSize: null, storedSize: null, sha256: null })]);
+    expect(table).toBe(
+      [
+        "NAME   STATE      FORMAT  VIRTUAL-SIZE  STORED   SHA256",
+        "deb12  ready      qcow2   2 GiB         300 MiB  0123456789ab",
+        "new    importing  -       -             -        -",
+      ].join("\n"),
+    );
+  });
+
+  it("lists jobs with a short id, target, progress and age", () => {
+    const table = jobTable([makeJob({ state: "running", progress: { phase: "create-disk", percent: 42.7 } })], NOW);
+    expect(table).toBe(
+      ["ID        TYPE       STATE    TARGET   PROGRESS         CREATED", "1a2b3c4d  vm.create  running  vm web1  create-disk 42%  1m ago"].join("\n"),
+    );
+  });
+
+  it("shows a placement decision with every candidate's verdict", () => {
+    const view = dryRunView(
+      {
+        dryRun: true,
+        name: "web2",
+        imageId: "img",
+        cpus: 2,
+        memoryBytes: 1024 ** 3,
+        diskBytes: 10 * 1024 ** 3,
+        placement: {
+          hostId: HOST_ID,
+          candidates: [
+            { hostId: HOST_ID, fits: true, reasons: [], score: 0.25 },
+            { hostId: "h2", fits: false, reasons: ["offline", "needs 2 CPUs, 1 free"], score: null },
+          ],
+        },
+      },
+      hostNames([makeHost(), makeHost({ id: "h2", name: "hv2" })]),
+    );
+    expect(view).toContain(`would be placed on host hv1 (${HOST_ID})`);
+    expect(view.split("\n").slice(-3)).toEqual([
+      "HOST   FITS  SCORE  REASONS",
+      "* hv1  yes   0.25   -",
+      "  hv2  no    -      offline; needs 2 CPUs, 1 free",
+    ]);
+  });
+
+  it("prints job events as time, type and message or progress", () => {
+    expect(jobEventLine(stateEvent(1, "running", "picked up"))).toBe("2025-01-01T00:00:01.000Z  state     running: picked up");
+    expect(jobEventLine(progressEvent(2, { phase: "convert", percent: 50 }))).toBe("2025-01-01T00:00:02.000Z  progress  convert 50%");
+  });
+
+  it("formats ages in the past and the future", () => {
+    expect(formatAge("2025-01-01T00:00:00.000Z", NOW)).toBe("1m ago");
+    expect(formatAge("2025-01-01T00:01:30.000Z", NOW)).toBe("in 30s");
+    expect(formatAge("2024-12-30T00:01:00.000Z", NOW)).toBe("2d ago");
+  });
+});

@@ -1,0 +1,111 @@
+import type { Host, Image, Job, JobEvent, JobProgress, JobState, Vm } from "@iaas/contracts";
+
+export const JOB_ID = "1a2b3c4d-0000-4000-8000-000000000001";
+export const VM_ID = "5e6f7a8b-0000-4000-8000-000000000002";
+export const HOST_ID = "9c0d1e2f-0000-4000-8000-000000000003";
+export const IMAGE_ID = "3a4b5c6d-0000-4000-8000-000000000004";
+const T0 = "2025-01-01T00:00:00.000Z";
+
+export function makeJob(overrides: Partial<Job> = {}): Job {
+  return {
+    id: JOB_ID,
+    type: "vm.create",
+    state: "queued",
+    hostId: HOST_ID,
+    vmId: VM_ID,
+    imageId: null,
+    targetName: "web1",
+    payload: { vmId: VM_ID, start: false },
+    result: null,
+    progress: null,
+    error: null,
+    attempts: 0,
+    maxAttempts: 3,
+    timeoutMs: 600_000,
+    idempotencyKey: null,
+    createdAt: T0,
+    startedAt: null,
+    finishedAt: null,
+    ...overrides,
+  };
+}
+
+export function makeEvent(seq: number, overrides: Partial<JobEvent> = {}): JobEvent {
+  return {
+    jobId: JOB_ID,
+    seq,
+    type: "log",
+    level: "info",
+    message: "",
+    state: null,
+    progress: null,
+    error: null,
+    createdAt: `2025-01-01T00:00:0${Math.min(seq, 9)}.000Z`,
+    ...overrides,
+  };
+}
+
+export function stateEvent(seq: number, state: JobState, message = ""): JobEvent {
+  return makeEvent(seq, { type: "state", state, message });
+}
+
+export function progressEvent(seq: number, progress: JobProgress): JobEvent {
+  return makeEvent(seq, { type: "progress", progress });
+}
+
+export function makeVm(overrides: Partial<Vm> = {}): Vm {
+  return {
+    id: VM_ID,
+    name: "web1",
+    state: "stopped",
+    hostId: HOST_ID,
+    imageId: IMAGE_ID,
+    imageName: "deb12",
+    cpus: 2,
+    memoryBytes: 512 * 1024 ** 2,
+    diskBytes: 2 * 1024 ** 3,
+    lockJobId: null,
+    pid: null,
+    accelerator: "kvm",
+    lastError: null,
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+export function makeHost(overrides: Partial<Host> = {}): Host {
+  return {
+    id: HOST_ID,
+    name: "hv1",
+    state: "online",
+    drained: false,
+    accelerator: "kvm",
+    qemuVersion: "8.2.2",
+    capacity: { cpus: 8, memoryBytes: 16 * 1024 ** 3, diskBytes: 500 * 1024 ** 3 },
+    allocated: { cpus: 2, memoryBytes: 512 * 1024 ** 2, diskBytes: 2 * 1024 ** 3, vms: 1 },
+    labels: {},
+    lastHeartbeatAt: "2025-01-01T00:00:55.000Z",
+    startedAt: T0,
+    ...overrides,
+  };
+}
+
+export function makeImage(overrides: Partial<Image> = {}): Image {
+  return {
+    id: IMAGE_ID,
+    name: "deb12",
+    state: "ready",
+    sourceFormat: "qcow2",
+    virtualSize: 2 * 1024 ** 3,
+    storedSize: 300 * 1024 ** 2,
+    sha256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    description: null,
+    uploadUrl: null,
+    lastError: null,
+    usedBy: [],
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
