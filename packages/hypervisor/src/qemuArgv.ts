@@ -1,0 +1,219 @@
+import { createHash } from "node:crypto";
+import { isAbsolute, normalize } from "node:path";
+import { IaasError, type Accelerator } from "@iaas/contracts";
+
+export type MachineType = "q35" | "pc";
+export type DiskFormat = "qcow2" | "raw";
+
+/** A host port forwarded into the guest by user-mode networking. */
+export interface HostForward {
+  protocol: "tcp" | "udp";
+  /** Host address to listen on; default 127.0.0.1. */
+  hostAddress?: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+/** A NIC on QEMU's user-mode (slirp) network. The only kind for now. */
+export interface UserNic {
+  type: "user";
+  /** Default: derived from the VM uuid and the NIC's index (see macFromUuid). */
+  mac?: string;
+  /** Isolate the guest from the host network (hostForwards still work). */
+  restrict?: boolean;
+  hostForwards?: readonly HostForward[];
+}
+
+export type VmNic = UserNic;
+
+export interface VmLaunchSpec {
+  name: string;
+  uuid: string;
+  cpus: number;
+  /** Guest memory; must be a whole number of MiB. */
+  memoryBytes: number;
+  accelerator: Accelerator;
+  /** Default q35 (both q35 and pc boot a virtio-blk disk under TCG). */
+  machine?: MachineType;
+  /** Absolute path of the boot disk, attached as virtio-blk. */
+  diskPath: string;
+  /** Default qcow2. */
+  diskFormat?: DiskFormat;
+  nics: readonly VmNic[];
+  pidfile: string;
+  qmpSocket: string;
+  serialLog: string;
+  /** Default `qemu-system-x86_64`. */
+  binary?: string;
+}
+
+const MIB = 1024 * 1024;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+/**
+ * Thrown by buildQemuArgv for a spec that cannot be turned into a safe command line
+ * (code QEMU_FAILED, not retryable: the same spec fails the same way).
+ */
+export class QemuSpecError extends IaasError {
+  constructor(message: string) {
+    super("QEMU_FAILED", `invalid VM launch spec: ${message}`, {
+      retryable: false,
+      hint: "the worker built a VM launch spec QEMU cannot take safely; check the VM's settings and the worker's directories",
+    });
+    this.name = "QemuSpecError";
+  }
+}
+
+/**
+ * Escapes a value for a QEMU `key=value,...` option string: commas are doubled. Values holding
+ * characters that cannot be escaped (NUL, newline, carriage return) are refused.
+ */
+export function escapeOptionValue(value: string, what = "value"): string {
+  assertSafeText(value, what);
+  return value.replaceAll(",", ",,");
+}
+
+function assertSafeText(value: string, what: string): void {
+  if (/[\0\n\r]/.test(value)) throw new QemuSpecError(`${what} must not contain NUL, newline or carriage-return characters`);
+}
+
+/** Checks that `path` is absolute and normalized (no `.`/`..` segments) and safe to pass to QEMU. */
+export function assertAbsolutePath(path: string, what: string): string {
+  assertSafeText(path, what);
+  if (!isAbsolute(path)) throw new QemuSpecError(`${what} must be an absolute path (QEMU runs from '/'), got '${path}'`);
+  if (normalize(path) !== path) throw new QemuSpecError(`${what} must be a normalized absolute path, got '${path}'`);
+  return path;
+}
+
+/**
+ * A MAC address derived from the VM uuid (and NIC index): QEMU's locally administered unicast
+ * prefix 52:54:00 followed by three bytes of SHA-256(uuid/index), so it is stable across restarts.
+ */
+export function macFromUuid(uuid: string, index = 0): string {
+  const h = createHash("sha256").update(`${uuid.toLowerCase()}/${index}`).digest();
+  const tail = [h[0], h[1], h[2]].map((b) => (b ?? 0).toString(16).padStart(2, "0"));
+  return ["52", "54", "00", ...tail].join(":");
+}
+
+/**
+ * Splits a QEMU option string (`a=b,,c,d=e`) into key/value pairs, undoing comma doubling.
+ * A part without '=' gets the key "" (QEMU's implied first key).
+ */
+export function parseOptionString(s: string): Array<[string, string]> {
+  const parts: string[] = [];
+  let cur = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === ",") {
+      if (s[i + 1] === ",") {
+        cur += ",";
+        i++;
+      } else {
+        parts.push(cur);
+        cur = "";
+      }
+    } else {
+      cur += c;
+    }
+  }
+  parts.push(cur);
+  return parts.map((p) => {
+    const eq = p.indexOf("=");
+    return eq < 0 ? ["", p] : [p.slice(0, eq), p.slice(eq + 1)];
+  });
+}
+
+function positiveInt(n: number, what: string, max: number): number {
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new QemuSpecError(`${what} must be an integer from 1 to ${max}, got ${n}`);
+  return n;
+}
+
+function port(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new QemuSpecError(`${what} must be a port number 1-65535, got ${n}`);
+  return n;
+}
+
+function netdevArgs(nic: VmNic, index: number): string {
+  const opts = [`user`, `id=net${index}`];
+  if (nic.restrict === true) opts.push("restrict=on");
+  for (const f of nic.hostForwards ?? []) {
+    const addr = f.hostAddress ?? "127.0.0.1";
+    if (!/^[0-9.]+$/.test(addr)) throw new QemuSpecError(`hostForwards.hostAddress must be an IPv4 address, got '${addr}'`);
+    opts.push(`hostfwd=${f.protocol}:${addr}:${port(f.hostPort, "hostPort")}-:${port(f.guestPort, "guestPort")}`);
+  }
+  return opts.join(",");
+}
+
+/**
+ * The complete argv (program first) that launches a VM daemonized, with a pidfile, a QMP unix
+ * socket, the serial console written to a file and one virtio-blk boot disk. Pure: it reads
+ * nothing and throws QemuSpecError for a spec it cannot render safely.
+ */
+export function buildQemuArgv(spec: VmLaunchSpec): string[] {
+  const binary = spec.binary ?? "qemu-system-x86_64";
+  assertSafeText(binary, "binary");
+  if (spec.name === "") throw new QemuSpecError("name must not be empty");
+  const name = escapeOptionValue(spec.name, "name");
+  if (!UUID_RE.test(spec.uuid)) throw new QemuSpecError(`uuid must be a UUID, got '${spec.uuid}'`);
+  const cpus = positiveInt(spec.cpus, "cpus", 255);
+  if (!Number.isSafeInteger(spec.memoryBytes) || spec.memoryBytes < 16 * MIB || spec.memoryBytes % MIB !== 0) {
+    throw new QemuSpecError(`memoryBytes must be a whole number of MiB, at least 16 MiB, got ${spec.memoryBytes}`);
+  }
+  const machine = spec.machine ?? "q35";
+  if (machine !== "q35" && machine !== "pc") throw new QemuSpecError(`machine must be 'q35' or 'pc', got '${String(machine)}'`);
+  const diskFormat = spec.diskFormat ?? "qcow2";
+  if (diskFormat !== "qcow2" && diskFormat !== "raw") throw new QemuSpecError(`diskFormat must be 'qcow2' or 'raw', got '${String(diskFormat)}'`);
+  const disk = escapeOptionValue(assertAbsolutePath(spec.diskPath, "diskPath"), "diskPath");
+  // -pidfile takes its argument verbatim (no option parsing), so it is not comma-escaped.
+  const pidfile = assertAbsolutePath(spec.pidfile, "pidfile");
+  const qmp = escapeOptionValue(assertAbsolutePath(spec.qmpSocket, "qmpSocket"), "qmpSocket");
+  const serial = escapeOptionValue(assertAbsolutePath(spec.serialLog, "serialLog"), "serialLog");
+
+  let accel: string[];
+  switch (spec.accelerator) {
+    case "kvm":
+      // QEMU 7.2 rejects `-accel kvm:tcg`; two -accel options try KVM, then fall back to TCG.
+      accel = ["-accel", "kvm", "-accel", "tcg"];
+      break;
+    case "tcg":
+      accel = ["-accel", "tcg"];
+      break;
+    default:
+      throw new QemuSpecError(`accelerator must be 'kvm' or 'tcg', got '${String(spec.accelerator)}'`);
+  }
+
+  const argv = [
+    binary,
+    "-name", `guest=${name},process=iaas-${name}`,
+    "-uuid", spec.uuid.toLowerCase(),
+    "-machine", machine,
+    ...accel,
+    "-smp", String(cpus),
+    "-m", String(spec.memoryBytes / MIB),
+    // No default devices (VGA, NIC, CD-ROM, serial, monitor) and no host-wide config: every
+    // device below is explicit.
+    "-nodefaults",
+    "-no-user-config",
+    "-display", "none",
+    "-daemonize",
+    "-pidfile", pidfile,
+    "-chardev", `socket,id=qmp,path=${qmp},server=on,wait=off`,
+    "-mon", "chardev=qmp,mode=control",
+    // `-serial file:PATH` takes PATH verbatim (commas are not unescaped), so the file chardev is
+    // declared with -chardev where escaping works, then used as the first serial port.
+    "-chardev", `file,id=serial0,path=${serial}`,
+    "-serial", "chardev:serial0",
+    "-drive", `file=${disk},if=none,id=disk0,format=${diskFormat},node-name=fmt-disk0`,
+    "-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
+  ];
+
+  spec.nics.forEach((nic, i) => {
+    if (nic.type !== "user") throw new QemuSpecError(`nics[${i}].type must be 'user', got '${String(nic.type)}'`);
+    const mac = nic.mac ?? macFromUuid(spec.uuid, i);
+    if (!MAC_RE.test(mac)) throw new QemuSpecError(`nics[${i}].mac must look like 52:54:00:12:34:56, got '${mac}'`);
+    argv.push("-netdev", netdevArgs(nic, i), "-device", `virtio-net-pci,netdev=net${i},id=nic${i},mac=${mac.toLowerCase()}`);
+  });
+
+  return argv;
+}

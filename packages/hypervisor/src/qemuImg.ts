@@ -1,0 +1,236 @@
+import { rm } from "node:fs/promises";
+import { isAbsolute } from "node:path";
+import { IaasError } from "@iaas/contracts";
+import { ConvertProgressParser } from "./convertProgressParser.js";
+import { ProcessError, run, type ResourceLimits, type RunOptions, type RunResult } from "./run.js";
+
+/** Formats qemu-img is ever told to use (it is never left to guess). */
+export type ImageFormat = "qcow2" | "raw" | "vmdk" | "vdi" | "vhdx" | "vpc" | "qed" | "luks";
+
+const FORMATS: ReadonlySet<string> = new Set<ImageFormat>(["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc", "qed", "luks"]);
+
+/** Typed fields of `qemu-img info --output=json`. */
+export interface ImageInfo {
+  filename: string;
+  format: string;
+  virtualSize: number;
+  actualSize: number | null;
+  clusterSize: number | null;
+  dirty: boolean;
+  encrypted: boolean;
+  backingFilename: string | null;
+  fullBackingFilename: string | null;
+  backingFormat: string | null;
+  /** qcow2 external data file (`format-specific.data.data-file`). */
+  dataFile: string | null;
+  /** qcow2 compat level ("0.10" = v2, "1.1" = v3). */
+  compat: string | null;
+  corrupt: boolean;
+}
+
+export interface CheckResult {
+  /** The check ran and found no corruption (leaked clusters waste space but are harmless). */
+  ok: boolean;
+  /** False when the format has no consistency check (raw: exit code 63). */
+  supported: boolean;
+  corruptions: number;
+  leaks: number;
+  exitCode: number;
+}
+
+export interface ConvertOptions {
+  /** Called with increasing percentages, ending with 100. */
+  onProgress?(percent: number): void;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface QemuImgOptions {
+  /** Default `qemu-img`. */
+  binary?: string;
+  /**
+   * Limits for `info` and `check`, which read possibly untrusted headers (a crafted image can make
+   * qemu-img burn CPU or memory). Applied with prlimit when installed. null = no limits.
+   * Default: 30 CPU seconds, 1 GiB address space.
+   */
+  probeLimits?: ResourceLimits | null;
+  /** Timeout for everything but convert. Default 120 s. */
+  timeoutMs?: number;
+}
+
+function record(v: unknown): Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
+const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/** Reads `qemu-img info --output=json` text into typed fields; throws on text that is not info. */
+export function parseImageInfo(json: string): ImageInfo {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new IaasError("QEMU_IMG_FAILED", `qemu-img info printed something that is not JSON: ${json.slice(0, 200)}`, { cause: err });
+  }
+  const o = record(raw);
+  const virtualSize = num(o["virtual-size"]);
+  const format = str(o.format);
+  if (virtualSize === null || format === null) {
+    throw new IaasError("QEMU_IMG_FAILED", `qemu-img info output lacks virtual-size or format: ${json.slice(0, 200)}`);
+  }
+  const specific = record(record(o["format-specific"]).data);
+  return {
+    filename: str(o.filename) ?? "",
+    format,
+    virtualSize,
+    actualSize: num(o["actual-size"]),
+    clusterSize: num(o["cluster-size"]),
+    dirty: o["dirty-flag"] === true,
+    encrypted: o.encrypted === true,
+    backingFilename: str(o["backing-filename"]),
+    fullBackingFilename: str(o["full-backing-filename"]),
+    backingFormat: str(o["backing-filename-format"]),
+    dataFile: str(specific["data-file"]),
+    compat: str(specific.compat),
+    corrupt: specific.corrupt === true,
+  };
+}
+
+function argPath(path: string, what: string): string {
+  if (!isAbsolute(path)) {
+    throw new IaasError("QEMU_IMG_FAILED", `${what} must be an absolute path, got '${path}'`, { retryable: false });
+  }
+  if (/[\0\n\r]/.test(path)) throw new IaasError("QEMU_IMG_FAILED", `${what} contains control characters`, { retryable: false });
+  return path;
+}
+
+function argFormat(format: string, what: string): string {
+  if (!FORMATS.has(format)) throw new IaasError("QEMU_IMG_FAILED", `${what} '${format}' is not a known image format`, { retryable: false });
+  return format;
+}
+
+function argSize(bytes: number): string {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new IaasError("QEMU_IMG_FAILED", `size must be a positive whole number of bytes, got ${bytes}`, { retryable: false });
+  }
+  return String(bytes);
+}
+
+/** qemu-img, run through run() with `-f FORMAT` always given. Errors are IaasError QEMU_IMG_FAILED. */
+export class QemuImg {
+  readonly binary: string;
+  private readonly probeLimits: ResourceLimits | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(opts: QemuImgOptions = {}) {
+    this.binary = opts.binary ?? "qemu-img";
+    const limits = opts.probeLimits === undefined ? { cpuSeconds: 30, addressSpaceBytes: 2 ** 30 } : opts.probeLimits;
+    this.probeLimits = limits ?? undefined;
+    this.timeoutMs = opts.timeoutMs ?? 120_000;
+  }
+
+  /** `qemu-img info -f FORMAT --output=json [-U] PATH`. `allowShared` reads an image a running VM holds. */
+  async info(path: string, format: ImageFormat, opts: { allowShared?: boolean; signal?: AbortSignal } = {}): Promise<ImageInfo> {
+    const args = ["info", "-f", argFormat(format, "format"), "--output=json"];
+    if (opts.allowShared === true) args.push("-U");
+    args.push(argPath(path, "path"));
+    const r = await this.exec(args, { limits: this.probeLimits, signal: opts.signal });
+    return parseImageInfo(r.stdout);
+  }
+
+  /** `qemu-img create -f FORMAT PATH SIZE`: a new empty image. */
+  async create(path: string, format: "qcow2" | "raw", sizeBytes: number): Promise<void> {
+    await this.exec(["create", "-f", argFormat(format, "format"), argPath(path, "path"), argSize(sizeBytes)]);
+  }
+
+  /**
+   * `qemu-img create -f qcow2 -b BACKING -F FMT OVERLAY [SIZE]`: a copy-on-write disk on an image.
+   * The backing path is stored in the overlay as given, so it must be absolute.
+   */
+  async createOverlay(overlay: string, backing: string, backingFormat: ImageFormat, sizeBytes?: number): Promise<void> {
+    const args = ["create", "-f", "qcow2", "-b", argPath(backing, "backing"), "-F", argFormat(backingFormat, "backingFormat")];
+    args.push(argPath(overlay, "overlay"));
+    if (sizeBytes !== undefined) args.push(argSize(sizeBytes));
+    await this.exec(args);
+  }
+
+  /** `qemu-img resize -f FORMAT [--shrink] PATH SIZE`. */
+  async resize(path: string, format: ImageFormat, sizeBytes: number, opts: { shrink?: boolean } = {}): Promise<void> {
+    const args = ["resize", "-f", argFormat(format, "format")];
+    if (opts.shrink === true) args.push("--shrink");
+    args.push(argPath(path, "path"), argSize(sizeBytes));
+    await this.exec(args);
+  }
+
+  /**
+   * `qemu-img convert -p -f SRC_FMT -O DST_FMT SRC DST`, reporting progress from `-p`. On failure
+   * or abort the partly written destination is removed.
+   */
+  async convert(src: string, srcFormat: ImageFormat, dst: string, dstFormat: ImageFormat, opts: ConvertOptions = {}): Promise<void> {
+    const args = ["convert", "-p", "-f", argFormat(srcFormat, "srcFormat"), "-O", argFormat(dstFormat, "dstFormat")];
+    args.push(argPath(src, "src"), argPath(dst, "dst"));
+    const parser = new ConvertProgressParser();
+    try {
+      await this.exec(args, {
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs ?? 0,
+        onStdout: (chunk) => {
+          for (const p of parser.push(chunk)) opts.onProgress?.(p);
+        },
+      });
+    } catch (err) {
+      await rm(dst, { force: true });
+      throw err;
+    }
+    if (parser.percent !== 100) opts.onProgress?.(100);
+  }
+
+  /** `qemu-img check -f FORMAT --output=json PATH`. */
+  async check(path: string, format: ImageFormat, opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
+    const args = ["check", "-f", argFormat(format, "format"), "--output=json", argPath(path, "path")];
+    // 2 = corruptions found, 3 = leaks only, 63 = format cannot be checked; 1 (check failed) throws.
+    const r = await this.exec(args, { allowExitCodes: [2, 3, 63], limits: this.probeLimits, signal: opts.signal });
+    if (r.code === 63) return { ok: false, supported: false, corruptions: 0, leaks: 0, exitCode: 63 };
+    let o: Record<string, unknown> = {};
+    try {
+      o = record(JSON.parse(r.stdout));
+    } catch {
+      // A check that found problems may print text around the JSON; the exit code still tells.
+    }
+    const corruptions = num(o.corruptions) ?? (r.code === 2 ? 1 : 0);
+    const leaks = num(o.leaks) ?? (r.code === 3 ? 1 : 0);
+    return { ok: r.code !== 2 && corruptions === 0, supported: true, corruptions, leaks, exitCode: r.code };
+  }
+
+  private async exec(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+    const argv = [this.binary, ...args];
+    const runOpts: RunOptions = { ...opts };
+    // timeoutMs 0 means "no timeout" (convert of a large image).
+    if (opts.timeoutMs === 0) delete runOpts.timeoutMs;
+    else runOpts.timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    try {
+      return await run(argv, runOpts);
+    } catch (err) {
+      throw qemuImgError(args[0] ?? "", err);
+    }
+  }
+}
+
+function qemuImgError(sub: string, err: unknown): IaasError {
+  if (!(err instanceof ProcessError)) {
+    return new IaasError("QEMU_IMG_FAILED", `qemu-img ${sub} failed: ${String(err)}`, { cause: err });
+  }
+  const retryable = err.reason === "timeout" || err.reason === "spawn";
+  const hint =
+    err.reason === "spawn"
+      ? "install qemu-utils (qemu-img) on this host or set the qemu-img binary path"
+      : err.reason === "signal"
+        ? "qemu-img was killed, possibly by its CPU or memory limit; the image may be malformed"
+        : null;
+  return new IaasError("QEMU_IMG_FAILED", `qemu-img ${sub} failed: ${err.message}`, {
+    retryable,
+    hint,
+    cause: err,
+    details: { argv: err.argv, exitCode: err.exitCode, signal: err.exitSignal, reason: err.reason },
+  });
+}
