@@ -76,7 +76,7 @@ export class Stack {
       const port = await freePort();
       stack.url = `http://127.0.0.1:${port}`;
       stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500" });
-      await eventually("the API to be ready", async () => (await fetch(`${stack.url}/readyz`)).ok);
+      await eventually("the API to be ready", async () => (await fetch(`${stack.url}/readyz`)).ok, 90_000);
       for (const host of hosts) await stack.startWorker(host);
     } catch (err) {
       await stack.stop();
@@ -128,7 +128,7 @@ export class Stack {
       if (child.exitCode !== null) throw new Error(`worker ${hostId} exited: ${this.logTail()}`);
       const host = await this.db.host.findUnique({ where: { id: hostId } });
       return host !== null && host.startedAt >= new Date(since.getTime() - 1000);
-    });
+    }, 90_000);
   }
 
   /** Kills a worker's process (SIGKILL by default) and waits for it to be gone. */
