@@ -60,8 +60,10 @@ async function main(): Promise<void> {
     clearInterval(timer);
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    server.closeIdleConnections();
-    await new Promise<void>((r) => server.close(() => r()));
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    // Long-polls and event streams would hold close() open; clients resume them (Last-Event-ID).
+    server.closeAllConnections();
+    await closed;
     await queues.close();
     redis.disconnect();
     await db.$disconnect();

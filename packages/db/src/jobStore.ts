@@ -80,6 +80,7 @@ export async function finishJobIn(
       state: outcome.state,
       finishedAt: new Date(),
       result: outcome.state === "succeeded" ? (outcome.result as Prisma.InputJsonValue) : Prisma.DbNull,
+      ...(outcome.state === "succeeded" ? { progress: { phase: "done", percent: 100 } } : {}),
       errorCode: error?.code ?? null,
       errorMessage: error?.message ?? null,
       errorHint: error?.hint ?? null,
