@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { IaasError } from "@iaas/contracts";
 import type { Vm } from "@iaas/db";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
@@ -17,6 +18,8 @@ export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create">, vm:
   }
   await setVmState(ctx, "starting");
   await ctx.progress({ phase: "launch", percent: base, message: `starting QEMU (${ctx.runtime.config.accelerator})` });
+  // A new boot gets a new console: drop the old file first so the old output is not sent again.
+  await rm(ctx.runtime.files(vm.id).console, { force: true });
   await ctx.consoles.reset(vm.id);
   const pid = await ctx.runtime.start(runSpec(vm), ctx.signal);
   await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "running", pid, accelerator: ctx.runtime.config.accelerator, errorCode: null, errorMessage: null, errorHint: null } });
