@@ -12,7 +12,7 @@ export DATABASE_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/iaas}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export IAAS_IMAGE_STORE=${IAAS_IMAGE_STORE:-$STATE/images}
 export IAAS_API_PORT=${IAAS_API_PORT:-8080}
-export IAAS_HOST_ID=${IAAS_HOST_ID:-$(hostname | tr -c 'A-Za-z0-9._-\n' '-' | cut -c1-63)}
+export IAAS_HOST_ID=${IAAS_HOST_ID:-$(hostname | sed 's/[^A-Za-z0-9._-]/-/g' | cut -c1-63)}
 export IAAS_DATA_DIR=${IAAS_DATA_DIR:-$STATE/hosts/$IAAS_HOST_ID}
 export IAAS_ACCEL=${IAAS_ACCEL:-tcg}
 URL="http://127.0.0.1:$IAAS_API_PORT"
@@ -50,13 +50,25 @@ start_bg api "$STATE/run/api.pid" node apps/api/dist/main.js
 for _ in $(seq 1 60); do curl -fs "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fs "$URL/readyz" >/dev/null || die "the API did not become ready; see .iaas/logs/api.log"
 
+# json_field JS-EXPRESSION: evaluates it with `d` = the JSON on stdin, prints the result.
+json_field() { node -e 'let s="";process.stdin.on("data",c=>s+=c).on("end",()=>{try{const d=JSON.parse(s);console.log(eval(process.argv[1]))}catch{console.log("")}})' "$1"; }
+iaas() { node apps/cli/dist/main.js "$@"; }
+host_online() { [ "$(iaas host list -o json 2>/dev/null | json_field "d.items.some(h => h.id === '$IAAS_HOST_ID' && h.state === 'online')")" = true ]; }
 start_bg worker "$STATE/run/worker.pid" node apps/worker/dist/main.js
-for _ in $(seq 1 60); do
-  node apps/cli/dist/main.js host list -o json 2>/dev/null | grep -q "\"id\":\"$IAAS_HOST_ID\",[^}]*\"state\":\"online\"" && break
+for _ in $(seq 1 120); do
+  host_online && break
+  running "$STATE/run/worker.pid" || die "the worker exited; see .iaas/logs/worker.log: $(tail -3 "$STATE/logs/worker.log")"
   sleep 0.5
 done
+host_online || die "host '$IAAS_HOST_ID' did not come online; see .iaas/logs/worker.log"
 
-if ! node apps/cli/dist/main.js image show demo >/dev/null 2>&1; then
+demo_state=$(iaas image show demo -o json 2>/dev/null | json_field d.state || true)
+if [ -n "$demo_state" ] && [ "$demo_state" != ready ]; then
+  log "the demo image is not ready ($demo_state); importing it again"
+  node apps/cli/dist/main.js image delete demo --wait >/dev/null
+  demo_state=""
+fi
+if [ -z "$demo_state" ]; then
   log "building the demo guest image (Debian kernel + busybox, offline)"
   bash scripts/guest/build-linux.sh --out "$ROOT/.cache/guests" >"$STATE/logs/guest-build.log" 2>&1 \
     || die "building the demo image failed; see .iaas/logs/guest-build.log"
