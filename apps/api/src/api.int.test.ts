@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { Server } from "node:http";
 import os from "node:os";
@@ -34,7 +34,7 @@ describe("REST API", () => {
     redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
     queues = new JobQueues(redis, prefix);
     store = await mkdtemp(path.join(os.tmpdir(), "iaas-api-"));
-    const app = createApp({ db, redis, queues, log, config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3 } });
+    const app = createApp({ db, redis, queues, log, config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600 } });
     server = await new Promise((resolve) => {
       const s = app.listen(0, "127.0.0.1", () => resolve(s));
     });
@@ -56,6 +56,7 @@ describe("REST API", () => {
 
   beforeEach(async () => {
     await db.jobEvent.deleteMany();
+    await db.export.deleteMany();
     await db.job.deleteMany();
     await db.vm.deleteMany();
     await db.image.deleteMany();
@@ -188,20 +189,84 @@ describe("REST API", () => {
     expect(waited).toMatchObject({ state: "failed", error: { code: "QEMU_FAILED", message: "boom", hint: "retry" } });
   });
 
-  it("streams an upload into the store, hashing it, and queues the import job", async () => {
+  it("streams an upload into the store and queues the import job", async () => {
     const created = await post("/v1/images", { name: "up" });
     expect(created.status).toBe(201);
     const image = (await created.json()) as { uploadUrl: string; id: string };
     const content = randomBytes(256 * 1024);
     const res = await fetch(`${base}${image.uploadUrl}`, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: content });
     expect(res.status).toBe(202);
-    const body = (await res.json()) as { job: { type: string; payload: { sha256: string; stagingFile: string; sizeBytes: number } } };
+    const body = (await res.json()) as { job: { type: string; payload: { source: { stagingFile: string; sizeBytes: number } } } };
     expect(body.job.type).toBe("image.import");
-    expect(body.job.payload.sha256).toBe(createHash("sha256").update(content).digest("hex"));
-    expect(body.job.payload.sizeBytes).toBe(content.length);
-    expect((await readFile(path.join(store, body.job.payload.stagingFile))).equals(content)).toBe(true);
+    expect(body.job.payload.source.sizeBytes).toBe(content.length);
+    expect((await readFile(path.join(store, body.job.payload.source.stagingFile))).equals(content)).toBe(true);
     const second = await fetch(`${base}${image.uploadUrl}`, { method: "PUT", body: content });
     expect(second.status).toBe(409);
+  });
+
+  it("resumes a cut upload from the offset the server reports, and refuses a wrong offset", async () => {
+    const content = randomBytes(300_000);
+    const created = (await (await post("/v1/images", { name: "resumable", source: { type: "upload", size: content.length } })).json()) as { uploadUrl: string };
+    const put = (from: number, to: number) =>
+      fetch(`${base}${created.uploadUrl}`, { method: "PUT", headers: { "content-range": `bytes ${from}-${to - 1}/${content.length}` }, body: content.subarray(from, to) });
+    const first = await put(0, 100_000);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("upload-offset")).toBe("100000");
+    const head = await fetch(`${base}${created.uploadUrl}`, { method: "HEAD" });
+    expect(head.headers.get("upload-offset")).toBe("100000");
+    expect(head.headers.get("upload-length")).toBe(String(content.length));
+    const wrong = await put(50_000, 100_000);
+    expect(wrong.status).toBe(409);
+    expect(wrong.headers.get("upload-offset")).toBe("100000");
+    expect(((await wrong.json()) as { code: string }).code).toBe("UPLOAD_OFFSET_MISMATCH");
+    const rest = await put(100_000, content.length);
+    expect(rest.status).toBe(202);
+    const body = (await rest.json()) as { job: { payload: { source: { stagingFile: string } } } };
+    expect((await readFile(path.join(store, body.job.payload.source.stagingFile))).equals(content)).toBe(true);
+  });
+
+  it("refuses URL schemes other than http and https before making anything", async () => {
+    for (const url of ["file:///etc/passwd", "ftp://example.org/x.img", "gopher://x"]) {
+      const res = await post("/v1/images", { name: "viaurl", source: { type: "url", url } });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { code: string }).code).toBe("URL_NOT_ALLOWED");
+    }
+    expect(await db.image.count({ where: { name: "viaurl" } })).toBe(0);
+  });
+
+  it("answers a dedupe request for stored content with the stored image", async () => {
+    const res = await post("/v1/images", { name: "again", sha256: "0".repeat(64), dedupe: true });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ deduplicated: true, image: { name: "deb" } });
+    expect(await db.image.count({ where: { name: "again" } })).toBe(0);
+  });
+
+  it("queues an export of an image and refuses --compress for formats other than qcow2", async () => {
+    const res = await post("/v1/images/deb/export", { format: "vmdk" });
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { job: { type: string }; export: { state: string; format: string; downloadUrl: string | null } };
+    expect(body.job.type).toBe("image.export");
+    expect(body.export).toMatchObject({ state: "pending", format: "vmdk", downloadUrl: null });
+    const bad = await post("/v1/images/deb/export", { format: "raw", compress: true });
+    expect(bad.status).toBe(400);
+    const busy = await fetch(`${base}/v1/images/deb`, { method: "DELETE" });
+    expect(((await busy.json()) as { code: string }).code).toBe("IMAGE_IN_USE");
+  });
+
+  it("asks the worker to stop a running import and refuses to cancel a running VM job", async () => {
+    const sub = redis.duplicate();
+    const heard = new Promise<string>((resolve) => sub.on("message", (_c: string, m: string) => resolve(m)));
+    await sub.subscribe(`${prefix}:cancel`);
+    const created = (await (await post("/v1/images", { name: "slow", source: { type: "url", url: "https://images.example.org/x.qcow2" } })).json()) as { job: { id: string } };
+    await db.job.update({ where: { id: created.job.id }, data: { state: "running", startedAt: new Date() } });
+    const res = await post(`/v1/jobs/${created.job.id}/cancel`);
+    expect(res.status).toBe(202);
+    expect(await heard).toBe(created.job.id);
+    expect((await db.job.findUniqueOrThrow({ where: { id: created.job.id } })).cancelRequestedAt).not.toBeNull();
+    sub.disconnect();
+    const vm = await createVm();
+    await db.job.update({ where: { id: vm.body.job.id }, data: { state: "running", startedAt: new Date() } });
+    expect((await post(`/v1/jobs/${vm.body.job.id}/cancel`)).status).toBe(409);
   });
 
   it("refuses to delete an image that VMs use, naming them", async () => {

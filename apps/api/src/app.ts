@@ -6,6 +6,8 @@ import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { errorHandler, sendProblem } from "./http/problem.js";
 import { benchRoutes } from "./routes/bench.js";
+import { exportRoutes } from "./routes/exports.js";
+import { ExportService } from "./services/ExportService.js";
 import { healthRoutes } from "./routes/health.js";
 import { hostRoutes } from "./routes/hosts.js";
 import { imageRoutes } from "./routes/images.js";
@@ -27,6 +29,8 @@ export interface AppDeps {
     offlineAfterSeconds: number;
     apiToken?: string | undefined;
     maxUploadBytes: number;
+    /** How long an export stays downloadable. */
+    exportTtlSeconds: number;
     /** Mount the benchmark's `POST /v1/bench/noop` (only for `npm run bench:jobs`). */
     enableBenchJobs?: boolean;
   };
@@ -54,6 +58,7 @@ export function createApp(deps: AppDeps): express.Express {
   const submitter = new JobSubmitter(db, deps.queues, log);
   const vms = new VmService(db, submitter, config.offlineAfterSeconds);
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
+  const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
 
   const app = express();
   app.disable("x-powered-by");
@@ -70,9 +75,10 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes({ db, redis: deps.redis }));
   if (config.apiToken) app.use("/v1", bearerAuth(config.apiToken));
   app.use("/v1", express.json({ limit: "1mb" }));
-  app.use("/v1/vms", vmRoutes({ db, vms, redis: deps.redis, queuePrefix: config.queuePrefix }));
-  app.use("/v1/images", imageRoutes({ db, images }));
-  app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore }));
+  app.use("/v1/vms", vmRoutes({ db, vms, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/images", imageRoutes({ db, images, exports }));
+  app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));
+  app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore, redis: deps.redis, queuePrefix: config.queuePrefix }));
   app.use("/v1/hosts", hostRoutes({ db, offlineAfterSeconds: config.offlineAfterSeconds }));
   if (config.enableBenchJobs) app.use("/v1/bench", benchRoutes({ db, submitter, offlineAfterSeconds: config.offlineAfterSeconds }));
   app.use((req, _res, next) => {

@@ -17,6 +17,8 @@ const ApiEnv = z.object({
   IAAS_API_TOKEN: z.string().min(1).optional(),
   /** Largest image upload accepted. */
   IAAS_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
+  /** How long an export stays downloadable before it is deleted. */
+  IAAS_EXPORT_TTL_SECONDS: z.coerce.number().int().positive().default(24 * 3600),
   /** Mounts POST /v1/bench/noop for `npm run bench:jobs`; never needed in production. */
   IAAS_ENABLE_BENCH_JOBS: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

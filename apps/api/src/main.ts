@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { createPrismaClient } from "@iaas/db";
 import { createApp } from "./app.js";
 import { parseApiEnv } from "./env.js";
-import { sweepExpiredJobs } from "./maintenance/jobSweeper.js";
+import { expireExports, sweepExpiredJobs } from "./maintenance/jobSweeper.js";
 import { relayQueuedJobs } from "./maintenance/outboxRelay.js";
 import { JobQueues } from "./services/JobQueues.js";
 
@@ -28,6 +28,7 @@ async function main(): Promise<void> {
       offlineAfterSeconds: env.IAAS_HOST_OFFLINE_SECONDS,
       apiToken: env.IAAS_API_TOKEN,
       maxUploadBytes: env.IAAS_MAX_UPLOAD_BYTES,
+      exportTtlSeconds: env.IAAS_EXPORT_TTL_SECONDS,
       enableBenchJobs: env.IAAS_ENABLE_BENCH_JOBS,
     },
   });
@@ -39,6 +40,8 @@ async function main(): Promise<void> {
     try {
       await relayQueuedJobs(db, queues, log);
       await sweepExpiredJobs(db, log);
+      const expired = await expireExports(db, env.IAAS_IMAGE_STORE);
+      if (expired > 0) log.info({ expired }, "deleted expired exports");
     } catch (err) {
       log.warn({ err }, "maintenance pass failed; will retry");
     } finally {

@@ -17,7 +17,16 @@ export const ErrorCode = z.enum([
   "IMAGE_HAS_BACKING_FILE",
   "IMAGE_HAS_DATA_FILE",
   "IMAGE_INVALID",
+  "IMAGE_HAS_EXTENTS",
+  "IMAGE_TOO_LARGE",
+  "FORMAT_MISMATCH",
+  "CHECKSUM_MISMATCH",
+  "URL_NOT_ALLOWED",
+  "DOWNLOAD_FAILED",
+  "SOURCE_PATH_NOT_ALLOWED",
   "UPLOAD_INCOMPLETE",
+  "UPLOAD_OFFSET_MISMATCH",
+  "EXPORT_EXPIRED",
   "QEMU_FAILED",
   "QEMU_IMG_FAILED",
   "JOB_TIMEOUT",
@@ -59,8 +68,20 @@ export function httpStatusFor(code: ErrorCode): number {
     case "IMAGE_HAS_BACKING_FILE":
     case "IMAGE_HAS_DATA_FILE":
     case "IMAGE_INVALID":
+    case "IMAGE_HAS_EXTENTS":
+    case "IMAGE_TOO_LARGE":
+    case "FORMAT_MISMATCH":
+    case "CHECKSUM_MISMATCH":
+    case "URL_NOT_ALLOWED":
+    case "SOURCE_PATH_NOT_ALLOWED":
     case "UPLOAD_INCOMPLETE":
       return 400;
+    case "UPLOAD_OFFSET_MISMATCH":
+      return 409;
+    case "EXPORT_EXPIRED":
+      return 410;
+    case "DOWNLOAD_FAILED":
+      return 502;
     case "UNAUTHORIZED":
       return 401;
     case "NOT_FOUND":

@@ -19,8 +19,19 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "IMAGE_HAS_BACKING_FILE":
     case "IMAGE_HAS_DATA_FILE":
     case "IMAGE_INVALID":
+    case "IMAGE_HAS_EXTENTS":
+    case "IMAGE_TOO_LARGE":
+    case "FORMAT_MISMATCH":
+    case "CHECKSUM_MISMATCH":
+    case "URL_NOT_ALLOWED":
+    case "SOURCE_PATH_NOT_ALLOWED":
     case "UPLOAD_INCOMPLETE":
       return ExitCode.USAGE;
+    case "UPLOAD_OFFSET_MISMATCH":
+    case "EXPORT_EXPIRED":
+      return ExitCode.NOT_FOUND_OR_CONFLICT;
+    case "DOWNLOAD_FAILED":
+      return ExitCode.JOB_FAILED;
     case "NOT_FOUND":
     case "NAME_TAKEN":
     case "VM_BUSY":

@@ -1,12 +1,16 @@
 import { z } from "zod";
 import { JobError } from "./errors.js";
 import { JobState, VmState } from "./states.js";
+import { ImageFormat } from "./resources.js";
 
 export const JobProgress = z.object({
   phase: z.string(),
   percent: z.number().min(0).max(100),
   bytesDone: z.number().optional(),
   bytesTotal: z.number().optional(),
+  /** Bytes per second, for transfers. */
+  rate: z.number().optional(),
+  etaSeconds: z.number().optional(),
   message: z.string().optional(),
 });
 export type JobProgress = z.infer<typeof JobProgress>;
@@ -22,12 +26,19 @@ export const JobPayloads = {
   "vm.delete": VmRef,
   "image.import": z.object({
     imageId: z.string(),
-    /** Staged upload, relative to the image store root. */
-    stagingFile: z.string(),
-    /** sha256 of the uploaded bytes, computed while they streamed in. */
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    sizeBytes: z.number().int().nonnegative(),
+    source: z.discriminatedUnion("type", [
+      /** Staged upload, relative to the image store root. */
+      z.object({ type: z.literal("upload"), stagingFile: z.string(), sizeBytes: z.number().int().nonnegative() }),
+      z.object({ type: z.literal("url"), url: z.string() }),
+      z.object({ type: z.literal("path"), path: z.string() }),
+    ]),
+    declaredFormat: ImageFormat.optional(),
+    /** sha256 the content must have, as delivered. */
+    expectedSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    dedupe: z.boolean(),
   }),
+  "image.export": z.object({ exportId: z.string(), imageId: z.string(), format: ImageFormat, compress: z.boolean(), ttlSeconds: z.number().int().positive() }),
+  "vm.export": VmRef.extend({ exportId: z.string(), format: ImageFormat, compress: z.boolean(), ttlSeconds: z.number().int().positive() }),
   "image.delete": z.object({ imageId: z.string() }),
   /** A job that does no hypervisor work, used only by `npm run bench:jobs`. */
   "bench.noop": z.object({ n: z.number().int() }),
@@ -49,7 +60,11 @@ export const JobResults = {
     virtualSize: z.number(),
     storedSize: z.number(),
     sha256: z.string(),
+    /** Set when `dedupe` found the same content stored already: the image reused instead. */
+    deduplicatedTo: z.object({ id: z.string(), name: z.string() }).optional(),
   }),
+  "image.export": z.object({ exportId: z.string(), format: ImageFormat, sizeBytes: z.number(), sha256: z.string(), expiresAt: z.string() }),
+  "vm.export": z.object({ exportId: z.string(), format: ImageFormat, sizeBytes: z.number(), sha256: z.string(), expiresAt: z.string() }),
   "image.delete": z.object({ imageId: z.string(), deleted: z.literal(true) }),
   "bench.noop": z.object({ n: z.number().int() }),
   "vm.reconcile": VmResult.extend({ previousState: VmState }),
@@ -62,6 +77,8 @@ export const JobType = z.enum([
   "vm.reboot",
   "vm.delete",
   "image.import",
+  "image.export",
+  "vm.export",
   "image.delete",
   "bench.noop",
   "vm.reconcile",
@@ -76,8 +93,10 @@ export interface JobCatalogEntry {
   timeoutMs: number;
   /** Attempts for retryable failures (a non-retryable error fails at once). */
   attempts: number;
-  /** Whether `iaas job cancel` applies (only to jobs that have not started). */
+  /** Whether `iaas job cancel` applies to the job before it starts. */
   cancellable: boolean;
+  /** Whether it can also be cancelled while it runs (transfers and conversions). */
+  cancellableWhileRunning?: boolean;
   /** A short description shown in `iaas job show`. */
   title: string;
 }
@@ -89,7 +108,9 @@ export const JobCatalog: Record<JobType, JobCatalogEntry> = {
   "vm.stop": { timeoutMs: 60 * 60_000 + 60_000, attempts: 2, cancellable: true, title: "stop VM" },
   "vm.reboot": { timeoutMs: 60_000, attempts: 2, cancellable: true, title: "reboot VM" },
   "vm.delete": { timeoutMs: 5 * 60_000, attempts: 3, cancellable: true, title: "delete VM" },
-  "image.import": { timeoutMs: 60 * 60_000, attempts: 2, cancellable: true, title: "import image" },
+  "image.import": { timeoutMs: 6 * 60 * 60_000, attempts: 3, cancellable: true, cancellableWhileRunning: true, title: "import image" },
+  "image.export": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "export image" },
+  "vm.export": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "export VM disk" },
   "image.delete": { timeoutMs: 5 * 60_000, attempts: 3, cancellable: true, title: "delete image" },
   "bench.noop": { timeoutMs: 60_000, attempts: 1, cancellable: true, title: "benchmark no-op" },
   "vm.reconcile": { timeoutMs: 60_000, attempts: 1, cancellable: false, title: "state corrected by the worker" },
@@ -153,4 +174,9 @@ export function hostQueueName(hostId: string): string {
 /** Redis stream that carries a VM's serial console output from its worker to the API. */
 export function consoleStreamKey(prefix: string, vmId: string): string {
   return `${prefix}:console:${vmId}`;
+}
+
+/** Redis pub/sub channel on which the API tells workers to abort a running job (message: job id). */
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:cancel`;
 }

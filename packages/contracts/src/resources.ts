@@ -67,9 +67,41 @@ export const Vm = z.object({
 });
 export type Vm = z.infer<typeof Vm>;
 
+/** Disk image formats we import and export. Images are stored as qcow2. */
+export const ImageFormat = z.enum(["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"]);
+export type ImageFormat = z.infer<typeof ImageFormat>;
+
+export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 is 64 lower-case hex digits");
+
+/** Where an image's content comes from. */
+export const ImageSource = z.discriminatedUnion("type", [
+  /** Uploaded by the client to `uploadUrl`; `size` makes the upload resumable. */
+  z.object({ type: z.literal("upload"), size: z.number().int().positive().optional() }),
+  /** Downloaded by a worker over http(s), subject to the URL policy. */
+  z.object({ type: z.literal("url"), url: z.string().min(1) }),
+  /** A file already on the hypervisor host, under the operator's import directory. */
+  z.object({ type: z.literal("path"), path: z.string().min(1) }),
+]);
+export type ImageSource = z.infer<typeof ImageSource>;
+
+export const Labels = z.record(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, "a label key is 1-63 letters, digits, '.', '_', '/' or '-'"),
+  z.string().max(255),
+);
+
 export const ImageCreateRequest = z.object({
   name: ImageName,
   description: z.string().max(1000).optional(),
+  labels: Labels.optional(),
+  /** The format the content is declared to be; a header that says otherwise is refused. */
+  format: ImageFormat.optional(),
+  /** Expected sha256 of the content as delivered (before decompression). */
+  sha256: Sha256.optional(),
+  /** Reuse an already stored image with the same content instead of storing it twice. */
+  dedupe: z.boolean().default(false),
+  source: ImageSource.default({ type: "upload" }),
+  /** For `path` and `url` sources: the host whose worker fetches the content (default: any online host). */
+  host: z.string().min(1).optional(),
 });
 export type ImageCreateRequest = z.infer<typeof ImageCreateRequest>;
 
@@ -83,8 +115,15 @@ export const Image = z.object({
   storedSize: z.number().nullable(),
   sha256: z.string().nullable(),
   description: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  /** Where the content came from: upload, url or path (with the URL or path). */
+  origin: z.object({ type: z.enum(["upload", "url", "path"]), location: z.string().nullable() }).nullable(),
+  /** Compression of the content as delivered (decompressed on import). */
+  compression: z.enum(["gzip", "xz"]).nullable(),
   /** Where to PUT the image content while the image waits for it. */
   uploadUrl: z.string().nullable(),
+  /** Bytes received so far and expected, for an upload that is under way. */
+  upload: z.object({ offset: z.number(), length: z.number().nullable() }).nullable(),
   lastError: JobError.nullable(),
   usedBy: z.array(z.object({ id: z.string(), name: z.string() })),
   createdAt: z.string(),
@@ -145,3 +184,30 @@ export type VmCreateDryRun = z.infer<typeof VmCreateDryRun>;
 export function listOf<T extends z.ZodTypeAny>(item: T) {
   return z.object({ items: z.array(item) });
 }
+
+export const ExportRequest = z.object({
+  format: ImageFormat,
+  /** qcow2 only: compress clusters (`qemu-img convert -c`). */
+  compress: z.boolean().default(false),
+});
+export type ExportRequest = z.infer<typeof ExportRequest>;
+
+export const ExportState = z.enum(["pending", "ready", "failed", "expired"]);
+export type ExportState = z.infer<typeof ExportState>;
+
+/** A converted disk, downloadable until it expires. */
+export const Export = z.object({
+  id: z.string(),
+  jobId: z.string(),
+  state: ExportState,
+  source: z.object({ type: z.enum(["image", "vm"]), id: z.string(), name: z.string() }),
+  format: ImageFormat,
+  compressed: z.boolean(),
+  sizeBytes: z.number().nullable(),
+  sha256: z.string().nullable(),
+  /** Relative URL of the file (HTTP Range supported); null until ready. */
+  downloadUrl: z.string().nullable(),
+  expiresAt: z.string().nullable(),
+  createdAt: z.string(),
+});
+export type Export = z.infer<typeof Export>;

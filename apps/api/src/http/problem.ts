@@ -40,6 +40,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (err instanceof IaasError) {
+      if (typeof err.details["offset"] === "number") res.setHeader("Upload-Offset", String(err.details["offset"]));
       sendProblem(res, problemOf(err));
       return;
     }

@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
 import { TRANSITIONAL_VM_STATES } from "@iaas/contracts";
+import { rm } from "node:fs/promises";
+import path from "node:path";
 import { finishJobIn, type PrismaClient } from "@iaas/db";
 
 /** Extra time past a job's own timeout before the sweeper steps in (the worker enforces the timeout itself). */
@@ -38,4 +40,14 @@ export async function sweepExpiredJobs(db: PrismaClient, log: Logger, now = new 
     }
   }
   return failed;
+}
+
+/** Deletes the files of exports past their expiry and marks them expired; returns how many. */
+export async function expireExports(db: PrismaClient, store: string, now = new Date()): Promise<number> {
+  const due = await db.export.findMany({ where: { state: "ready", expiresAt: { lt: now } } });
+  for (const e of due) {
+    if (e.path) await rm(path.join(store, e.path), { force: true });
+    await db.export.update({ where: { id: e.id }, data: { state: "expired", path: null } });
+  }
+  return due.length;
 }

@@ -1,50 +1,82 @@
 import { Router, type Request } from "express";
-import { ImageCreateRequest } from "@iaas/contracts";
+import { ExportRequest, ImageCreateRequest } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
-import { toImageDto } from "../services/dto.js";
+import { toExportDto, toImageDto } from "../services/dto.js";
+import type { ExportService } from "../services/ExportService.js";
 import type { ImageService } from "../services/ImageService.js";
 import { requestHash } from "../services/JobSubmitter.js";
 import { findImage } from "../services/resolve.js";
 
 const withUsers = { vms: { select: { id: true, name: true } } } as const;
 
-export function imageRoutes(deps: { db: PrismaClient; images: ImageService }): Router {
+function meta(req: Request, body: unknown = req.body) {
+  return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, body) };
+}
+
+export function imageRoutes(deps: { db: PrismaClient; images: ImageService; exports: ExportService }): Router {
   const { db, images } = deps;
   const router = Router();
 
+  const show = async (id: string) => {
+    const image = await db.image.findUniqueOrThrow({ where: { id }, include: withUsers });
+    return toImageDto(image, await images.uploadOffset(image));
+  };
+
   router.get("/", async (_req, res) => {
     const items = await db.image.findMany({ include: withUsers, orderBy: { name: "asc" } });
-    res.json({ items: items.map(toImageDto) });
+    res.json({ items: await Promise.all(items.map(async (i) => toImageDto(i, await images.uploadOffset(i)))) });
   });
 
   router.post("/", async (req, res) => {
     const body = validate(ImageCreateRequest, req.body, "image create request");
-    const image = await images.create(body);
-    res.status(201).location(`/v1/images/${image.id}`).json(toImageDto(image));
+    const created = await images.create(body, meta(req));
+    switch (created.kind) {
+      case "deduplicated":
+        res.status(200).json({ image: await show(created.image.id), deduplicated: true });
+        return;
+      case "awaiting-upload":
+        res.status(201).location(`/v1/images/${created.image.id}`).json(await show(created.image.id));
+        return;
+      case "job":
+        sendAccepted(res, created.submitted, { image: await show(created.submitted.job.imageId ?? "") });
+        return;
+    }
   });
 
   router.get("/:ref", async (req, res) => {
+    res.json(await show((await findImage(db, req.params.ref)).id));
+  });
+
+  router.head("/:ref/file", async (req, res) => {
     const image = await findImage(db, req.params.ref);
-    res.json(toImageDto(await db.image.findUniqueOrThrow({ where: { id: image.id }, include: withUsers })));
+    res.setHeader("Upload-Offset", String(await images.uploadOffset(image)));
+    if (image.uploadLength !== null) res.setHeader("Upload-Length", String(image.uploadLength));
+    res.setHeader("Cache-Control", "no-store");
+    res.status(204).end();
   });
 
   router.put("/:ref/file", async (req: Request<{ ref: string }>, res) => {
     const length = req.header("content-length");
-    const key = idempotencyKeyOf(req.header("idempotency-key"));
-    const submitted = await images.upload(req.params.ref, req, length === undefined ? null : Number(length), {
-      idempotencyKey: key,
-      hash: requestHash(req.method, req.path, { contentLength: length ?? null }),
-    });
-    const image = await db.image.findUniqueOrThrow({ where: { id: submitted.job.imageId ?? "" }, include: withUsers });
-    sendAccepted(res, submitted, { image: toImageDto(image) });
+    const range = req.header("content-range") ?? null;
+    const outcome = await images.upload(req.params.ref, req, { contentLength: length === undefined ? null : Number(length), contentRange: range }, meta(req, { range, length: length ?? null }));
+    if (outcome.kind === "partial") {
+      res.setHeader("Upload-Offset", String(outcome.offset));
+      res.status(200).json({ image: await show(outcome.image.id), offset: outcome.offset });
+      return;
+    }
+    sendAccepted(res, outcome.submitted, { image: await show(outcome.submitted.job.imageId ?? "") });
+  });
+
+  router.post("/:ref/export", async (req, res) => {
+    const body = validate(ExportRequest, req.body, "export request");
+    const submitted = await deps.exports.exportImage(req.params.ref, body, meta(req));
+    const created = await db.export.findUniqueOrThrow({ where: { jobId: submitted.job.id } });
+    sendAccepted(res, submitted, { export: toExportDto(created) });
   });
 
   router.delete("/:ref", async (req, res) => {
-    const submitted = await images.remove(req.params.ref, {
-      idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")),
-      hash: requestHash(req.method, req.path, null),
-    });
+    const submitted = await images.remove(req.params.ref, meta(req, null));
     const image = await db.image.findUnique({ where: { id: submitted.job.imageId ?? "" }, include: withUsers });
     sendAccepted(res, submitted, { image: image ? toImageDto(image) : null });
   });

@@ -1,8 +1,9 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { Router, type Request, type Response } from "express";
-import { IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobType } from "@iaas/contracts";
-import { finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
+import type { Redis } from "ioredis";
+import { cancelChannel, IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobType } from "@iaas/contracts";
+import { appendJobEvent, finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
 import { validate } from "../http/validate.js";
 import { toJobDto, toJobEventDto } from "../services/dto.js";
 import type { JobQueues } from "../services/JobQueues.js";
@@ -13,7 +14,7 @@ const MAX_WAIT_SECONDS = 60;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: string }): Router {
+export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: string; redis: Redis; queuePrefix: string }): Router {
   const { db } = deps;
   const router = Router();
 
@@ -57,6 +58,15 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
 
   router.post("/:id/cancel", async (req, res) => {
     const job = await findJob(db, req.params.id);
+    if (job.state === "running" && JobCatalog[job.type as JobType]?.cancellableWhileRunning) {
+      await db.$transaction(async (tx) => {
+        await tx.job.update({ where: { id: job.id }, data: { cancelRequestedAt: new Date() } });
+        await appendJobEvent(tx, job.id, { type: "log", level: "warn", message: "cancel requested; the worker is stopping the job" });
+      });
+      await deps.redis.publish(cancelChannel(deps.queuePrefix), job.id);
+      res.status(202).json(toJobDto(await db.job.findUniqueOrThrow({ where: { id: job.id } })));
+      return;
+    }
     const cancelled = await cancelJob(db, job, deps.store);
     await deps.queues.remove(cancelled);
     res.json(toJobDto(cancelled));
@@ -122,9 +132,12 @@ export async function cancelJob(db: PrismaClient, job: Job, store: string): Prom
     if (type === "vm.create" && job.vmId) {
       await tx.vm.deleteMany({ where: { id: job.vmId, state: "creating" } });
     }
+    if (type === "image.export" || type === "vm.export") {
+      await tx.export.updateMany({ where: { jobId: job.id }, data: { state: "failed" } });
+    }
     if (type === "image.import" && job.imageId) {
       const payload = JobPayloads["image.import"].safeParse(job.payload);
-      if (payload.success) stagingFile = payload.data.stagingFile;
+      if (payload.success && payload.data.source.type === "upload") stagingFile = payload.data.source.stagingFile;
       await tx.image.update({
         where: { id: job.imageId },
         data: { state: "failed", errorCode: "JOB_CANCELLED", errorMessage: "import cancelled before it started", errorHint: "import it again with `iaas image import`" },

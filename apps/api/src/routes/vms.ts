@@ -1,9 +1,10 @@
 import { Router, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
-import { VmCreateRequest, VmStopRequest } from "@iaas/contracts";
+import { ExportRequest, VmCreateRequest, VmStopRequest } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
-import { toVmDto } from "../services/dto.js";
+import { toExportDto, toVmDto } from "../services/dto.js";
+import type { ExportService } from "../services/ExportService.js";
 import { requestHash } from "../services/JobSubmitter.js";
 import { findVm } from "../services/resolve.js";
 import type { VmAction, VmService } from "../services/VmService.js";
@@ -13,7 +14,7 @@ function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
 }
 
-export function vmRoutes(deps: { db: PrismaClient; vms: VmService; redis: Redis; queuePrefix: string }): Router {
+export function vmRoutes(deps: { db: PrismaClient; vms: VmService; exports: ExportService; redis: Redis; queuePrefix: string }): Router {
   const { db, vms } = deps;
   const router = Router();
 
@@ -49,6 +50,13 @@ export function vmRoutes(deps: { db: PrismaClient; vms: VmService; redis: Redis;
   router.post("/:ref/stop", action("stop"));
   router.post("/:ref/reboot", action("reboot"));
   router.delete("/:ref", action("delete"));
+
+  router.post("/:ref/export", async (req, res) => {
+    const body = validate(ExportRequest, req.body, "export request");
+    const submitted = await deps.exports.exportVm(req.params.ref, body, meta(req));
+    const created = await db.export.findUniqueOrThrow({ where: { jobId: submitted.job.id } });
+    sendAccepted(res, submitted, { export: toExportDto(created) });
+  });
 
   router.get("/:ref/console", async (req, res) => {
     const vm = await findVm(db, req.params.ref);

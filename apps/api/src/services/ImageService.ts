@@ -1,24 +1,32 @@
-import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { formatSize, IaasError, type ImageCreateRequest } from "@iaas/contracts";
 import { isUniqueViolation, type Image, type Prisma, type PrismaClient } from "@iaas/db";
-import { isHostOnline } from "./dto.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
+import { pickWorkHost } from "./pickWorkHost.js";
 import { findImage } from "./resolve.js";
+import { parseContentRange } from "./contentRange.js";
 import type { RequestMeta } from "./VmService.js";
 
-export interface UploadedFile {
-  /** Relative to the image store root. */
-  stagingFile: string;
-  sha256: string;
-  sizeBytes: number;
+export type ImageCreated =
+  | { kind: "awaiting-upload"; image: Image }
+  | { kind: "deduplicated"; image: Image }
+  | { kind: "job"; submitted: Submitted<Image> };
+
+export type UploadOutcome = { kind: "partial"; image: Image; offset: number } | { kind: "job"; submitted: Submitted<Image> };
+
+/** Where an upload accumulates, relative to the store root. */
+export function stagingFileOf(imageId: string): string {
+  return path.join("staging", `${imageId}.upload`);
 }
 
 export class ImageService {
+  /** Images with an upload being written by this process: one writer per image at a time. */
+  private readonly writing = new Set<string>();
+
   constructor(
     private readonly db: PrismaClient,
     private readonly submitter: JobSubmitter,
@@ -27,12 +35,64 @@ export class ImageService {
     private readonly maxUploadBytes: number,
   ) {}
 
-  async create(req: ImageCreateRequest): Promise<Image> {
+  async create(req: ImageCreateRequest, meta: RequestMeta): Promise<ImageCreated> {
+    if (req.dedupe && req.sha256) {
+      const same = await this.db.image.findFirst({ where: { sha256: req.sha256, state: "ready" } });
+      if (same) return { kind: "deduplicated", image: same };
+    }
+    const source = req.source;
+    if (source.type === "upload" && source.size !== undefined && source.size > this.maxUploadBytes) {
+      throw new IaasError("IMAGE_TOO_LARGE", `upload of ${formatSize(source.size)} is over the limit of ${formatSize(this.maxUploadBytes)}`, {
+        hint: "raise IAAS_MAX_UPLOAD_BYTES on the API, or import it with --url or --source-path",
+      });
+    }
+    if (source.type === "url") assertHttpUrl(source.url);
+    if (source.type === "path" && (!path.isAbsolute(source.path) || source.path.includes("\0"))) {
+      throw new IaasError("SOURCE_PATH_NOT_ALLOWED", `source path '${source.path}' is not an absolute path`, {
+        hint: "give the absolute path of the file on the hypervisor host, inside its import directory (IAAS_IMPORT_DIR)",
+      });
+    }
+    const data = {
+      name: req.name,
+      description: req.description ?? null,
+      labels: req.labels ?? {},
+      state: "importing" as const,
+      originType: source.type,
+      originLocation: source.type === "url" ? source.url : source.type === "path" ? source.path : null,
+      uploadLength: source.type === "upload" && source.size !== undefined ? BigInt(source.size) : null,
+    };
+    if (source.type === "upload") {
+      return { kind: "awaiting-upload", image: await this.insert(this.db, data) };
+    }
+    const submitted = await this.submitter.submit(meta, async (tx, jobId) => {
+      const image = await this.insert(tx, { ...data, lockJobId: jobId });
+      const hostId = await pickWorkHost(tx, this.offlineAfterSeconds, req.host);
+      return {
+        spec: {
+          type: "image.import",
+          payload: {
+            imageId: image.id,
+            source: source.type === "url" ? { type: "url", url: source.url } : { type: "path", path: source.path },
+            ...(req.format ? { declaredFormat: req.format } : {}),
+            ...(req.sha256 ? { expectedSha256: req.sha256 } : {}),
+            dedupe: req.dedupe,
+          },
+          hostId,
+          imageId: image.id,
+          targetName: image.name,
+        },
+        extra: image,
+      };
+    });
+    return { kind: "job", submitted };
+  }
+
+  private async insert(db: PrismaClient | Prisma.TransactionClient, data: Prisma.ImageUncheckedCreateInput): Promise<Image> {
     try {
-      return await this.db.image.create({ data: { name: req.name, description: req.description ?? null, state: "importing" } });
+      return await db.image.create({ data });
     } catch (err) {
       if (isUniqueViolation(err, "name")) {
-        throw new IaasError("NAME_TAKEN", `an image named '${req.name}' already exists`, {
+        throw new IaasError("NAME_TAKEN", `an image named '${data.name}' already exists`, {
           hint: "choose another name, or delete the old image with `iaas image delete`",
         });
       }
@@ -40,72 +100,105 @@ export class ImageService {
     }
   }
 
-  /**
-   * Streams an upload into the store's staging area (never buffering it whole), hashing it on
-   * the way, then submits the import job. A cut-off upload leaves nothing behind.
-   */
-  async upload(ref: string, body: Readable, contentLength: number | null, meta: RequestMeta): Promise<Submitted<Image>> {
-    const image = await findImage(this.db, ref);
-    assertAwaitingUpload(image);
-    if (contentLength !== null && contentLength > this.maxUploadBytes) {
-      throw new IaasError("VALIDATION_FAILED", `upload of ${formatSize(contentLength)} is over the limit of ${formatSize(this.maxUploadBytes)}`, {
-        hint: "raise IAAS_MAX_UPLOAD_BYTES on the API, or upload a smaller (compressed qcow2) image",
-      });
-    }
-    const file = await this.receive(image, body, contentLength);
-    try {
-      return await this.submitter.submit(meta, async (tx, jobId) => {
-        assertAwaitingUpload(await tx.image.findUniqueOrThrow({ where: { id: image.id } }));
-        const locked = await lockImage(tx, image.id, jobId);
-        const hostId = await pickImportHost(tx, this.offlineAfterSeconds);
-        return {
-          spec: { type: "image.import", payload: { imageId: image.id, ...file }, hostId, imageId: image.id, targetName: image.name },
-          extra: locked,
-        };
-      });
-    } catch (err) {
-      await rm(path.join(this.store, file.stagingFile), { force: true });
-      throw err;
-    }
+  /** Bytes of the upload the server has so far (its staging file's size). */
+  async uploadOffset(image: Image): Promise<number> {
+    return stat(path.join(this.store, stagingFileOf(image.id))).then(
+      (s) => s.size,
+      () => 0,
+    );
   }
 
-  private async receive(image: Image, body: Readable, contentLength: number | null): Promise<UploadedFile> {
-    const dir = path.join(this.store, "staging");
-    await mkdir(dir, { recursive: true });
-    const stagingFile = path.join("staging", `${image.id}.upload`);
-    const temp = path.join(dir, `${image.id}.${randomBytes(6).toString("hex")}.part`);
-    const hash = createHash("sha256");
-    let size = 0;
-    const max = this.maxUploadBytes;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        if (size > max) {
-          done(new IaasError("VALIDATION_FAILED", `upload is over the limit of ${formatSize(max)}`, { hint: "raise IAAS_MAX_UPLOAD_BYTES on the API" }));
-          return;
-        }
-        hash.update(chunk);
-        done(null, chunk);
-      },
+  /**
+   * Receives upload bytes, streamed to the staging file (never buffered whole). Without a
+   * Content-Range the body is the whole file; with one it is appended at its start, which must be
+   * the current offset, so a cut upload continues where the server stopped. Once the file is
+   * whole the import job is submitted.
+   */
+  async upload(ref: string, body: Readable, headers: { contentLength: number | null; contentRange: string | null }, meta: RequestMeta): Promise<UploadOutcome> {
+    const image = await findImage(this.db, ref);
+    assertAwaitingUpload(image);
+    if (this.writing.has(image.id)) {
+      throw new IaasError("UPLOAD_OFFSET_MISMATCH", `another upload to image '${image.name}' is under way`, { hint: "wait for it, or stop it, then resume" });
+    }
+    this.writing.add(image.id);
+    let offset: number;
+    let total: number | null;
+    try {
+      ({ offset, total } = await this.receive(image, body, headers));
+    } finally {
+      this.writing.delete(image.id);
+    }
+    if (total === null || offset < total) return { kind: "partial", image, offset };
+    const sizeBytes = offset;
+    const submitted = await this.submitter.submit(meta, async (tx, jobId) => {
+      assertAwaitingUpload(await tx.image.findUniqueOrThrow({ where: { id: image.id } }));
+      const locked = await lockImage(tx, image.id, jobId);
+      const hostId = await pickWorkHost(tx, this.offlineAfterSeconds);
+      return {
+        spec: {
+          type: "image.import",
+          payload: { imageId: image.id, source: { type: "upload", stagingFile: stagingFileOf(image.id), sizeBytes }, dedupe: false },
+          hostId,
+          imageId: image.id,
+          targetName: image.name,
+        },
+        extra: locked,
+      };
+    });
+    return { kind: "job", submitted };
+  }
+
+  private async receive(image: Image, body: Readable, headers: { contentLength: number | null; contentRange: string | null }): Promise<{ offset: number; total: number | null }> {
+    await mkdir(path.join(this.store, "staging"), { recursive: true });
+    const staging = path.join(this.store, stagingFileOf(image.id));
+    const declared = image.uploadLength === null ? null : Number(image.uploadLength);
+    const current = await this.uploadOffset(image);
+    let start = 0;
+    let total: number | null = declared ?? headers.contentLength;
+    if (headers.contentRange !== null) {
+      const range = parseContentRange(headers.contentRange);
+      if (declared !== null && range.total !== declared) {
+        throw new IaasError("VALIDATION_FAILED", `Content-Range total ${range.total} differs from the declared size ${declared}`, { hint: "resume with the same file" });
+      }
+      if (range.start !== current) {
+        throw new IaasError("UPLOAD_OFFSET_MISMATCH", `upload of '${image.name}' is at byte ${current}, not ${range.start}`, {
+          hint: "ask for the offset with HEAD (Upload-Offset) and send from there",
+          details: { offset: current },
+        });
+      }
+      start = range.start;
+      total = range.total;
+    }
+    if (total !== null && total > this.maxUploadBytes) {
+      throw new IaasError("IMAGE_TOO_LARGE", `upload of ${formatSize(total)} is over the limit of ${formatSize(this.maxUploadBytes)}`, { hint: "raise IAAS_MAX_UPLOAD_BYTES on the API" });
+    }
+    const limit = total ?? this.maxUploadBytes;
+    // A whole-file upload replaces whatever a previous attempt left; a range appends.
+    const out = createWriteStream(headers.contentRange === null ? `${staging}.whole` : staging, { flags: headers.contentRange === null ? "w" : "a" });
+    let received = 0;
+    body.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (start + received > limit) body.destroy(new IaasError("IMAGE_TOO_LARGE", `upload is larger than the ${formatSize(limit)} announced`, { hint: "send the declared number of bytes" }));
     });
     try {
-      await pipeline(body, meter, createWriteStream(temp, { flags: "wx" }));
-      if (contentLength !== null && size !== contentLength) {
-        throw new IaasError("UPLOAD_INCOMPLETE", `upload ended after ${size} of ${contentLength} bytes`, { hint: "run the import again" });
+      await pipeline(body, out);
+    } catch (err) {
+      if (err instanceof IaasError) {
+        await rm(headers.contentRange === null ? `${staging}.whole` : staging, { force: true });
+        throw err;
       }
+      // The client went away: keep what arrived, so the upload can resume.
+    }
+    if (headers.contentRange === null) {
+      await rename(`${staging}.whole`, staging);
+      const size = (await stat(staging)).size;
       if (size === 0) {
+        await rm(staging, { force: true });
         throw new IaasError("IMAGE_INVALID", "the uploaded file is empty", { hint: "check the --file path points at a disk image" });
       }
-      await rename(temp, path.join(this.store, stagingFile));
-    } catch (err) {
-      await rm(temp, { force: true });
-      if (err instanceof IaasError) throw err;
-      throw new IaasError("UPLOAD_INCOMPLETE", `upload of image '${image.name}' failed after ${size} bytes: ${(err as Error).message}`, {
-        hint: "run the import again",
-        cause: err,
-      });
+      return { offset: size, total: total ?? size };
     }
-    return { stagingFile, sha256: hash.digest("hex"), sizeBytes: size };
+    return { offset: await this.uploadOffset(image), total };
   }
 
   async remove(ref: string, meta: RequestMeta): Promise<Submitted<Image>> {
@@ -120,7 +213,14 @@ export class ImageService {
           details: { vms: names },
         });
       }
-      const hostId = await pickImportHost(tx, this.offlineAfterSeconds);
+      const exporting = await tx.export.findFirst({ where: { sourceId: image.id, state: "pending" } });
+      if (exporting) {
+        throw new IaasError("IMAGE_IN_USE", `image '${image.name}' is being exported by job ${exporting.jobId}`, {
+          hint: `wait for it (\`iaas job wait ${exporting.jobId}\`) or cancel it (\`iaas job cancel ${exporting.jobId}\`)`,
+          details: { jobId: exporting.jobId },
+        });
+      }
+      const hostId = await pickWorkHost(tx, this.offlineAfterSeconds);
       return {
         spec: { type: "image.delete", payload: { imageId: image.id }, hostId, imageId: image.id, targetName: image.name },
         extra: image,
@@ -129,15 +229,29 @@ export class ImageService {
   }
 }
 
+function assertHttpUrl(raw: string): void {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new IaasError("URL_NOT_ALLOWED", `'${raw}' is not a URL`, { hint: "give an http:// or https:// URL" });
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new IaasError("URL_NOT_ALLOWED", `the ${url.protocol.replace(":", "")} scheme is not allowed; only http and https`, {
+      hint: "serve the image over http(s), upload it with --file, or use --source-path for a file on the host",
+    });
+  }
+}
+
 function assertAwaitingUpload(image: Image): void {
-  if (image.state !== "importing" || image.lockJobId !== null) {
+  if (image.state !== "importing" || image.lockJobId !== null || (image.originType !== null && image.originType !== "upload")) {
     throw new IaasError("INVALID_STATE", `image '${image.name}' is ${image.lockJobId ? "being imported" : image.state} and takes no upload`, {
       hint: "create a new image with `iaas image import NAME --file PATH`",
     });
   }
 }
 
-async function lockImage(tx: Prisma.TransactionClient, imageId: string, jobId: string): Promise<Image> {
+export async function lockImage(tx: Prisma.TransactionClient, imageId: string, jobId: string): Promise<Image> {
   const { count } = await tx.image.updateMany({ where: { id: imageId, lockJobId: null }, data: { lockJobId: jobId } });
   const image = await tx.image.findUniqueOrThrow({ where: { id: imageId } });
   if (count === 0) {
@@ -147,18 +261,4 @@ async function lockImage(tx: Prisma.TransactionClient, imageId: string, jobId: s
     });
   }
   return image;
-}
-
-/** Image work can run on any live host (the store is shared): take the one with least queued work. */
-async function pickImportHost(tx: Prisma.TransactionClient, offlineAfterSeconds: number): Promise<string> {
-  const hosts = (await tx.host.findMany({ where: { drained: false }, orderBy: { id: "asc" } })).filter((h) => isHostOnline(h, offlineAfterSeconds));
-  if (hosts.length === 0) {
-    throw new IaasError("NO_HOST_AVAILABLE", "no host is online to process the image", {
-      hint: "start a worker (`npm run up`), then retry; `iaas host list` shows host state",
-    });
-  }
-  const load = await tx.job.groupBy({ by: ["hostId"], where: { state: { in: ["queued", "running"] } }, _count: { _all: true } });
-  const count = new Map(load.map((l) => [l.hostId, l._count._all]));
-  hosts.sort((a, b) => (count.get(a.id) ?? 0) - (count.get(b.id) ?? 0));
-  return hosts[0]!.id;
 }

@@ -1,6 +1,6 @@
-import type { Host as HostDto, Image as ImageDto, Job as JobDto, JobError, JobEvent as JobEventDto, Vm as VmDto } from "@iaas/contracts";
-import { Accelerator, ErrorCode, JobProgress } from "@iaas/contracts";
-import type { Host, Image, Job, JobEvent, Vm } from "@iaas/db";
+import type { Export as ExportDto, Host as HostDto, Image as ImageDto, Job as JobDto, JobError, JobEvent as JobEventDto, Vm as VmDto } from "@iaas/contracts";
+import { Accelerator, ErrorCode, ImageFormat, JobProgress } from "@iaas/contracts";
+import type { Export, Host, Image, Job, JobEvent, Vm } from "@iaas/db";
 
 interface ErrorColumns {
   errorCode: string | null;
@@ -39,8 +39,10 @@ export function toVmDto(vm: Vm & { image?: Pick<Image, "name"> | null }): VmDto 
   };
 }
 
-export function toImageDto(image: Image & { vms?: Pick<Vm, "id" | "name">[] }): ImageDto {
-  const awaitingUpload = image.state === "importing" && image.lockJobId === null;
+/** `uploadOffset`: bytes received so far, for an image waiting for its upload. */
+export function toImageDto(image: Image & { vms?: Pick<Vm, "id" | "name">[] }, uploadOffset: number | null = null): ImageDto {
+  const awaitingUpload = image.state === "importing" && image.lockJobId === null && (image.originType ?? "upload") === "upload";
+  const originType = image.originType === "url" || image.originType === "path" || image.originType === "upload" ? image.originType : null;
   return {
     id: image.id,
     name: image.name,
@@ -50,7 +52,11 @@ export function toImageDto(image: Image & { vms?: Pick<Vm, "id" | "name">[] }): 
     storedSize: image.storedSize === null ? null : Number(image.storedSize),
     sha256: image.sha256,
     description: image.description,
+    labels: Object.fromEntries(Object.entries(asRecord(image.labels) ?? {}).map(([k, v]) => [k, String(v)])),
+    origin: originType ? { type: originType, location: image.originLocation } : null,
+    compression: image.compression === "gzip" || image.compression === "xz" ? image.compression : null,
     uploadUrl: awaitingUpload ? `/v1/images/${image.id}/file` : null,
+    upload: awaitingUpload ? { offset: uploadOffset ?? 0, length: image.uploadLength === null ? null : Number(image.uploadLength) } : null,
     lastError: errorOf(image),
     usedBy: (image.vms ?? []).map((v) => ({ id: v.id, name: v.name })),
     createdAt: image.createdAt.toISOString(),
@@ -128,4 +134,21 @@ export function toHostDto(host: Host, allocated: HostAllocation, offlineAfterSec
 
 export function isHostOnline(host: Pick<Host, "lastHeartbeatAt">, offlineAfterSeconds: number, now = new Date()): boolean {
   return now.getTime() - host.lastHeartbeatAt.getTime() <= offlineAfterSeconds * 1000;
+}
+
+export function toExportDto(e: Export): ExportDto {
+  const format = ImageFormat.safeParse(e.format);
+  return {
+    id: e.id,
+    jobId: e.jobId,
+    state: e.state,
+    source: { type: e.sourceType === "vm" ? "vm" : "image", id: e.sourceId, name: e.sourceName },
+    format: format.success ? format.data : "raw",
+    compressed: e.compressed,
+    sizeBytes: e.sizeBytes === null ? null : Number(e.sizeBytes),
+    sha256: e.sha256,
+    downloadUrl: e.state === "ready" ? `/v1/exports/${e.id}/file` : null,
+    expiresAt: e.expiresAt?.toISOString() ?? null,
+    createdAt: e.createdAt.toISOString(),
+  };
 }
