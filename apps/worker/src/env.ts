@@ -32,6 +32,14 @@ const WorkerEnv = z.object({
   IAAS_HOST_CPUS: z.coerce.number().int().positive().optional(),
   IAAS_HOST_MEMORY: z.string().optional(),
   IAAS_HOST_DISK: z.string().optional(),
+  /** Directory on this host from which `iaas image import --source-path` may read; unset disables it. */
+  IAAS_IMPORT_DIR: z.string().min(1).optional(),
+  /** Hosts and CIDRs URL imports may reach even though they are private (comma-separated); wins over the deny-list. */
+  IAAS_URL_ALLOW_LIST: z.string().optional(),
+  /** Largest virtual disk size an imported image may have. */
+  IAAS_MAX_IMAGE_VIRTUAL_SIZE: z.string().default("2T"),
+  IAAS_MAX_DOWNLOAD_BYTES: z.string().default("256G"),
+  IAAS_DOWNLOAD_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(6 * 3600),
   /** Seconds running jobs get to finish after SIGTERM before the worker exits anyway. */
   IAAS_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

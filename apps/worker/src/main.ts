@@ -4,17 +4,27 @@ import os from "node:os";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { hostQueueName } from "@iaas/contracts";
+import { hostQueueName, parseSize } from "@iaas/contracts";
 import { createPrismaClient, finishJob } from "@iaas/db";
 import { detectAccelerator, QemuImg, qemuVersion } from "@iaas/hypervisor";
 import { parseWorkerEnv } from "./env.js";
 import { HostRegistration, measureHost } from "./host/HostRegistration.js";
 import type { WorkerServices } from "./jobs/HandlerContext.js";
 import { handlers } from "./jobs/handlers.js";
+import { CancelWatcher } from "./jobs/CancelWatcher.js";
+import { parseAllowList } from "./download/urlPolicy.js";
 import { JobRunner, type QueueJobData } from "./jobs/JobRunner.js";
 import { ConsoleTailer } from "./vm/ConsoleTailer.js";
 import { VmMonitor } from "./vm/VmMonitor.js";
 import { VmRuntime } from "./vm/VmRuntime.js";
+
+function allowList(text: string | undefined) {
+  try {
+    return parseAllowList(text);
+  } catch (err) {
+    throw new Error(`invalid configuration:\n  IAAS_URL_ALLOW_LIST: ${(err as Error).message}`);
+  }
+}
 
 async function main(): Promise<void> {
   const env = parseWorkerEnv(process.env);
@@ -54,6 +64,13 @@ async function main(): Promise<void> {
     consoles: new ConsoleTailer(redis, env.IAAS_QUEUE_PREFIX),
     hostId: env.IAAS_HOST_ID,
     imageStore: env.IAAS_IMAGE_STORE,
+    importConfig: {
+      importDir: env.IAAS_IMPORT_DIR,
+      urlAllowList: allowList(env.IAAS_URL_ALLOW_LIST),
+      maxVirtualSize: parseSize(env.IAAS_MAX_IMAGE_VIRTUAL_SIZE, "G"),
+      maxDownloadBytes: parseSize(env.IAAS_MAX_DOWNLOAD_BYTES, "G"),
+      downloadTimeoutMs: env.IAAS_DOWNLOAD_TIMEOUT_SECONDS * 1000,
+    },
   };
   const monitor = new VmMonitor(services, log.child({ component: "monitor" }));
   await monitor.pass(true);
@@ -76,6 +93,8 @@ async function main(): Promise<void> {
     }).catch((e: unknown) => log.error({ err: e }, "could not record a failed delivery"));
   });
   worker.on("error", (err) => log.error({ err }, "queue worker error"));
+  const cancels = new CancelWatcher(redis, env.IAAS_QUEUE_PREFIX, db, runner, log);
+  await cancels.start();
   log.info({ queue: hostQueueName(env.IAAS_HOST_ID), concurrency: env.IAAS_CONCURRENCY }, "taking jobs");
 
   let monitoring = false;
@@ -91,6 +110,7 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     log.info({ signal }, "stopping: no new jobs; running jobs get a grace period; VMs keep running");
     clearInterval(monitorTimer);
+    cancels.stop();
     const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), env.IAAS_SHUTDOWN_GRACE_SECONDS * 1000).unref());
     if ((await Promise.race([worker.close(), grace])) === "timeout") {
       log.warn("running jobs did not finish within the grace period; they will be redelivered");

@@ -4,6 +4,16 @@ import type { Job, PrismaClient } from "@iaas/db";
 import type { QemuImg } from "@iaas/hypervisor";
 import type { ConsoleTailer } from "../vm/ConsoleTailer.js";
 import type { VmRuntime } from "../vm/VmRuntime.js";
+import type { AllowList } from "../download/urlPolicy.js";
+
+export interface ImportConfig {
+  /** Directory on this host that `--source-path` imports may read from; unset disables them. */
+  importDir: string | undefined;
+  urlAllowList: AllowList;
+  maxVirtualSize: number;
+  maxDownloadBytes: number;
+  downloadTimeoutMs: number;
+}
 
 export interface WorkerServices {
   db: PrismaClient;
@@ -12,6 +22,7 @@ export interface WorkerServices {
   consoles: ConsoleTailer;
   hostId: string;
   imageStore: string;
+  importConfig: ImportConfig;
 }
 
 export interface HandlerContext<T extends JobType> extends WorkerServices {

@@ -16,11 +16,27 @@ export interface QueueJobData {
  * good is recorded in Postgres and returned normally, so BullMQ does not retry it again.
  */
 export class JobRunner {
+  /** Jobs this worker is running, to abort them on a cancel request. */
+  private readonly running = new Map<string, AbortController>();
+
   constructor(
     private readonly services: WorkerServices,
     private readonly handlers: HandlerRegistry,
     private readonly log: Logger,
   ) {}
+
+  /** Ids of the jobs running here now. */
+  runningJobIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /** Aborts a running job at the user's request; its handler cleans up and it ends `cancelled`. */
+  cancel(jobId: string): boolean {
+    const controller = this.running.get(jobId);
+    if (!controller || controller.signal.aborted) return false;
+    controller.abort(new IaasError("JOB_CANCELLED", "cancelled by request while running", { hint: "partial files were removed; run it again when you want it" }));
+    return true;
+  }
 
   async process(delivery: BullJob<QueueJobData>): Promise<void> {
     const { db, hostId } = this.services;
@@ -50,6 +66,8 @@ export class JobRunner {
     }
 
     const controller = new AbortController();
+    this.running.set(jobId, controller);
+    if (job.cancelRequestedAt) this.cancel(jobId);
     const timeoutMs = Math.max(1, job.timeoutMs - (Date.now() - (job.startedAt ?? new Date()).getTime()));
     const timer = setTimeout(() => {
       controller.abort(
@@ -75,23 +93,25 @@ export class JobRunner {
       await finishJob(db, jobId, { state: "succeeded", result: result as Record<string, unknown>, message: handler.describe?.(result) ?? "job succeeded" });
       log.info("job succeeded");
     } catch (thrown) {
-      const reason = controller.signal.aborted ? controller.signal.reason : thrown;
+      const reason: unknown = controller.signal.aborted ? controller.signal.reason : thrown;
       const error = toIaasError(reason);
       const final = !error.retryable || attempt >= job.maxAttempts || controller.signal.aborted;
+      const cancelled = error.code === "JOB_CANCELLED";
       if (!final) {
         await appendJobEvent(db, jobId, { type: "log", level: "warn", message: `attempt ${attempt} of ${job.maxAttempts} failed: ${error.message}; retrying` });
         log.warn({ err: thrown }, "job attempt failed; BullMQ will retry");
         throw error;
       }
-      log.warn({ err: thrown, code: error.code }, "job failed");
+      log.warn({ err: thrown, code: error.code }, cancelled ? "job cancelled" : "job failed");
       try {
         await handler.settle?.(ctx, error.toJobError());
       } catch (settleErr) {
         log.error({ err: settleErr }, "could not settle after failure");
       }
-      await finishJob(db, jobId, { state: "failed", error: error.toJobError() });
+      await finishJob(db, jobId, { state: cancelled ? "cancelled" : "failed", error: error.toJobError() });
     } finally {
       clearTimeout(timer);
+      this.running.delete(jobId);
     }
   }
 

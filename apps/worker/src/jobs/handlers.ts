@@ -1,5 +1,7 @@
 import type { HandlerRegistry } from "./HandlerContext.js";
-import { benchNoop, imageDelete, imageImport } from "../handlers/image.js";
+import { benchNoop, imageDelete } from "../handlers/image.js";
+import { imageExport, vmExport } from "../handlers/exportDisk.js";
+import { imageImport } from "../handlers/imageImport.js";
 import { vmCreate } from "../handlers/vmCreate.js";
 import { vmDelete } from "../handlers/vmDelete.js";
 import { vmReboot, vmStart, vmStop } from "../handlers/vmPower.js";
@@ -12,6 +14,8 @@ export const handlers: HandlerRegistry = {
   "vm.reboot": vmReboot,
   "vm.delete": vmDelete,
   "image.import": imageImport,
+  "image.export": imageExport,
+  "vm.export": vmExport,
   "image.delete": imageDelete,
   "bench.noop": benchNoop,
 };
