@@ -18,24 +18,21 @@ export interface NewJobEvent {
  * atomic increment of the job row, so it is gap-free and monotonic even under concurrent writers.
  */
 export async function appendJobEvent(db: Db, jobId: string, event: NewJobEvent): Promise<number> {
-  const { eventSeq } = await db.job.update({
-    where: { id: jobId },
-    data: { eventSeq: { increment: 1 } },
-    select: { eventSeq: true },
-  });
-  await db.jobEvent.create({
-    data: {
-      jobId,
-      seq: eventSeq,
-      type: event.type,
-      level: event.level ?? (event.error ? "error" : "info"),
-      message: event.message,
-      state: event.state ?? null,
-      progress: event.progress ?? Prisma.DbNull,
-      error: event.error ?? Prisma.DbNull,
-    },
-  });
-  return eventSeq;
+  const level = event.level ?? (event.error ? "error" : "info");
+  const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
+  // One statement: take the next sequence number from the job row and insert the event with it.
+  const rows = await db.$queryRaw<{ seq: number }[]>`
+    WITH next AS (
+      UPDATE "Job" SET "eventSeq" = "eventSeq" + 1 WHERE "id" = ${jobId}::uuid RETURNING "eventSeq"
+    )
+    INSERT INTO "JobEvent" ("jobId", "seq", "type", "level", "message", "state", "progress", "error")
+    SELECT ${jobId}::uuid, next."eventSeq", ${event.type}, ${level}, ${event.message},
+           ${event.state ?? null}::"JobState", ${json(event.progress)}::jsonb, ${json(event.error)}::jsonb
+    FROM next
+    RETURNING "seq"`;
+  const seq = rows[0]?.seq;
+  if (seq === undefined) throw new Error(`cannot add an event to job ${jobId}: no such job`);
+  return seq;
 }
 
 /** Records structured progress on the job row and as an event. */
@@ -133,6 +130,6 @@ export async function createJobRow(
       requestHash: request.hash ?? null,
     },
   });
-  await appendJobEvent(tx, jobId, { type: "state", state: "queued", message: `${entry.title} '${spec.targetName}' queued on host ${spec.hostId}` });
-  return tx.job.findUniqueOrThrow({ where: { id: job.id } });
+  const eventSeq = await appendJobEvent(tx, jobId, { type: "state", state: "queued", message: `${entry.title} '${spec.targetName}' queued on host ${spec.hostId}` });
+  return { ...job, eventSeq };
 }
