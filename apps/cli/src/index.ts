@@ -1,8 +1,10 @@
 export { runCli, buildProgram } from "./program.js";
 export type { CliDeps } from "./commands/CommandContext.js";
 export { CliError } from "./CliError.js";
-export { ApiClient, type ApiClientOptions, type JobFilter, type VmCreateInput } from "./client/ApiClient.js";
+export { ApiClient, type ApiClientOptions, type ExportInput, type ImageCreated, type ImageCreateInput, type JobFilter, type UploadAnswer, type VmCreateInput } from "./client/ApiClient.js";
 export { JobAccepted } from "./client/JobAccepted.js";
+export { uploadImageFile, type UploadOptions, type RetryNotice } from "./client/uploadFile.js";
+export { downloadFile, type DownloadOptions, type DownloadResult } from "./client/downloadFile.js";
 export { SseParser, readSseEvents, type SseEvent } from "./client/sse.js";
 export { followJob, type FollowJobOptions, type FollowJobResult } from "./follow/followJob.js";
 export { resolveConfig, type ResolvedConfig } from "./config.js";

@@ -1,11 +1,8 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Job, type JobEvent } from "@iaas/contracts";
 import { runCli } from "./program.js";
 import { FakeWriter } from "./testing/FakeWriter.js";
-import { HOST_ID, IMAGE_ID, JOB_ID, makeHost, makeImage, makeJob, makeVm, progressEvent, stateEvent } from "./testing/fixtures.js";
+import { HOST_ID, IMAGE_ID, JOB_ID, makeHost, makeJob, makeVm, progressEvent, stateEvent } from "./testing/fixtures.js";
 import { serveJob, type JobScript } from "./testing/jobApi.js";
 import { refusedUrl, sendJson, sendProblem, startScriptedServer, type ScriptedHandler, type ScriptedServer } from "./testing/scriptedServer.js";
 
@@ -177,6 +174,18 @@ describe("iaas errors and exit codes", () => {
     expect(help.stdout).toContain("4    --timeout passed while waiting");
   });
 
+  it("takes global options before or after the subcommand; image import's own --url is the image's source", async () => {
+    const s = await serve((req, res) =>
+      req.path === "/v1/images" && req.method === "POST" ? sendJson(res, 202, { job: queued, image: null }) : sendJson(res, 200, { items: [] }),
+    );
+    const bad = await refusedUrl();
+    expect((await iaas(["--url", s.url, "-o", "json", "vm", "list"], bad)).stdout).toBe('{\n  "items": []\n}\n');
+    expect((await iaas(["vm", "list", "--url", s.url, "-o", "json"], bad)).stdout).toBe('{\n  "items": []\n}\n');
+    const run = await iaas(["--url", s.url, "image", "import", "deb12", "--url", "https://example.org/d.qcow2", "-o", "json"], bad);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(s.requests.at(-1)?.body.toString() ?? "")).toEqual({ name: "deb12", source: { type: "url", url: "https://example.org/d.qcow2" } });
+  });
+
   it("retries a POST after a dropped connection with the same Idempotency-Key", async () => {
     let posts = 0;
     const s = await serve((req, res) => {
@@ -219,33 +228,6 @@ describe("iaas commands", () => {
     expect(run.stdout).toContain(`would be placed on host hv1 (${HOST_ID})`);
     expect(run.stdout).toContain("* hv1  yes   0.30   -");
     expect(JSON.parse(s.requests.find((r) => r.method === "POST")?.body.toString() ?? "")).toMatchObject({ dryRun: true });
-  });
-
-  it("imports an image by streaming the file to its upload URL with a Content-Length", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "iaas-cli-"));
-    const file = path.join(dir, "disk.qcow2");
-    const content = Buffer.alloc(3 * 1024 * 1024 + 7, 0xab);
-    await writeFile(file, content);
-    const importJob = makeJob({ type: "image.import", vmId: null, imageId: IMAGE_ID, targetName: "deb12" });
-    const s = await serve((req, res) => {
-      if (req.method === "POST") return sendJson(res, 201, makeImage({ state: "importing", uploadUrl: `/v1/images/${IMAGE_ID}/file` }));
-      sendJson(res, 202, { job: importJob, image: makeImage({ state: "importing" }) });
-    });
-    try {
-      const run = await iaas(["image", "import", "deb12", "--file", file, "--description", "Debian 12"], s.url);
-      expect(run.code).toBe(0);
-      const [post, put] = s.requests;
-      expect(JSON.parse(post?.body.toString() ?? "")).toEqual({ name: "deb12", description: "Debian 12" });
-      expect(put?.method).toBe("PUT");
-      expect(put?.path).toBe(`/v1/images/${IMAGE_ID}/file`);
-      expect(put?.headers["content-length"]).toBe(String(content.length));
-      expect(put?.headers["content-type"]).toBe("application/octet-stream");
-      expect(put?.body.equals(content)).toBe(true);
-      expect(run.stderr).toMatch(/^uploading disk\.qcow2 \(3\.0 MiB\)\nuploaded disk\.qcow2: 3\.0 MiB in \d+ms \([\d.]+ [KMG]iB\/s\)\n$/);
-      expect(run.stdout).toContain(`follow it with: iaas job wait ${JOB_ID}`);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 
   it("refuses to import a file that does not exist, before creating anything", async () => {

@@ -1,14 +1,15 @@
 import { createRequire } from "node:module";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import { z } from "zod";
 import { ExitCode } from "@iaas/contracts";
 import { CliError } from "./CliError.js";
 import { DEFAULT_API_URL } from "./config.js";
 import { CommandContext, type CliDeps } from "./commands/CommandContext.js";
+import { registerExportCommands } from "./commands/export.js";
+import { globalOptions, repeatGlobalOptions } from "./commands/globalOptions.js";
 import { registerHostCommands } from "./commands/host.js";
 import { registerImageCommands } from "./commands/image.js";
 import { registerJobCommands } from "./commands/job.js";
-import { seconds } from "./commands/optionParsers.js";
 import { registerVmCommands } from "./commands/vm.js";
 import { Output } from "./output/Output.js";
 
@@ -21,7 +22,14 @@ Environment:
 Jobs:
   Every change is a job. Without --wait a command prints the job id and returns; with --wait it
   follows the job live (progress on stderr) and prints the result. Re-attach to any job with
-  \`iaas job wait <id>\`; --timeout bounds the wait, not the job.
+  \`iaas job wait <id>\`; --timeout bounds the wait, not the job. \`image export\` and
+  \`vm export\` always wait for their job, then download the file.
+
+Transfers:
+  Uploads (image import --file) and downloads (image export, vm export, export download) resume
+  after a dropped connection, and resume when the same command is run again after it failed or
+  was interrupted. Downloads are verified against the API's sha256 before they are renamed into
+  place.
 
 Exit codes:
   0    success
@@ -34,6 +42,9 @@ Exit codes:
 
 Examples:
   iaas image import deb12 --file debian-12.qcow2 --wait
+  iaas image import alpine --url https://example.org/alpine.qcow2 --dedupe --wait
+  iaas image export deb12 --format vmdk --to deb12.vmdk
+  iaas vm export web1 --format qcow2 --compress --to web1-backup.qcow2
   iaas vm create web1 --image deb12 --cpus 2 --memory 1G --start --wait
   iaas vm create web2 --image deb12 --dry-run
   iaas job logs 3f1c2a9e --follow
@@ -56,17 +67,17 @@ export function buildProgram(deps: CliDeps): Command {
       writeErr: (text) => void deps.stderr.write(text),
     })
     .showHelpAfterError("(add --help for usage)")
-    .option("--url <url>", `API base URL (default: IAAS_URL, the config file, or ${DEFAULT_API_URL})`)
-    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
-    .option("--timeout <seconds>", "stop waiting for a job after this long (exit 4; the job keeps running)", seconds)
-    .option("--idempotency-key <key>", "Idempotency-Key for the request (default: a random one per invocation)")
+    .enablePositionalOptions()
     .addHelpText("after", HELP_AFTER);
+  for (const option of globalOptions()) program.addOption(option.long === "--output" ? option.default("table") : option);
 
   const ctxOf = (command: Command): CommandContext => new CommandContext(deps, command);
   registerVmCommands(program, ctxOf);
   registerImageCommands(program, ctxOf);
+  registerExportCommands(program, ctxOf);
   registerJobCommands(program, ctxOf);
   registerHostCommands(program, ctxOf);
+  repeatGlobalOptions(program);
   return program;
 }
 

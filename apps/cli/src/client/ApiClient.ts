@@ -1,13 +1,14 @@
-import { createReadStream } from "node:fs";
-import type { z } from "zod";
+import { z } from "zod";
 import {
   ExitCode,
+  Export,
   Host,
   Image,
   Job,
   Vm,
   VmCreateDryRun,
   listOf,
+  type ExportRequest,
   type ImageCreateRequest,
   type JobState,
   type JobType,
@@ -15,10 +16,27 @@ import {
   type VmStopRequest,
 } from "@iaas/contracts";
 import { CliError } from "../CliError.js";
-import { HttpTransport, type HttpTransportOptions } from "./HttpTransport.js";
+import { HttpTransport, type HttpTransportOptions, type RequestSpec } from "./HttpTransport.js";
 import { JobAccepted } from "./JobAccepted.js";
 
 export type VmCreateInput = Omit<z.input<typeof VmCreateRequest>, "dryRun">;
+export type ImageCreateInput = z.input<typeof ImageCreateRequest>;
+export type ExportInput = z.input<typeof ExportRequest>;
+
+/** What POST /v1/images made. */
+export type ImageCreated =
+  /** 201: the image waits for its content at `image.uploadUrl`. */
+  | { kind: "upload"; image: Image }
+  /** 202: a worker fetches the content (url or path source). */
+  | { kind: "job"; accepted: JobAccepted }
+  /** 200: `dedupe` found the content stored already, as this image; nothing was created. */
+  | { kind: "deduplicated"; image: Image };
+
+/** What a ranged PUT of upload bytes achieved. */
+export type UploadAnswer = { kind: "partial"; offset: number } | { kind: "complete"; accepted: JobAccepted };
+
+const Deduplicated = z.object({ image: Image, deduplicated: z.literal(true) });
+const UploadPartial = z.object({ image: Image.nullish(), offset: z.number().int().nonnegative() });
 
 export interface JobFilter {
   vm?: string;
@@ -33,6 +51,7 @@ const VmList = listOf(Vm);
 const ImageList = listOf(Image);
 const JobList = listOf(Job);
 const HostList = listOf(Host);
+const ExportList = listOf(Export);
 
 export type ApiClientOptions = HttpTransportOptions;
 
@@ -96,26 +115,51 @@ export class ApiClient {
     return res.body;
   }
 
-  createImage(req: ImageCreateRequest): Promise<Image> {
-    return this.http.json(Image, { method: "POST", path: "/v1/images", json: req });
+  /**
+   * POST /v1/images: `201 Image` awaiting its upload, `202 {job, image}` for a source the worker
+   * fetches, or `200 {image, deduplicated}` when `dedupe` found the content stored already.
+   */
+  async createImage(req: ImageCreateInput): Promise<ImageCreated> {
+    const spec: RequestSpec = { method: "POST", path: "/v1/images", json: req };
+    const res = await this.http.send(spec);
+    if (res.status === 202) return { kind: "job", accepted: await this.http.parse(JobAccepted, res, spec) };
+    if (res.status === 200) return { kind: "deduplicated", image: (await this.http.parse(Deduplicated, res, spec)).image };
+    return { kind: "upload", image: await this.http.parse(Image, res, spec) };
+  }
+
+  /** HEAD of an upload URL: the bytes the server has (`Upload-Offset`) and the declared length. */
+  async uploadOffset(uploadUrl: string, signal?: AbortSignal): Promise<{ offset: number; length: number | null }> {
+    const spec = this.urlSpec("HEAD", uploadUrl, { signal, retry: false });
+    const res = await this.http.send(spec);
+    const offset = headerInt(res, "upload-offset");
+    if (offset === null) {
+      throw new CliError(`HEAD ${spec.path} answered no Upload-Offset header`, {
+        exitCode: ExitCode.JOB_FAILED,
+        hint: "the API may not support resumable uploads; compare `iaas --version` with the API's",
+      });
+    }
+    return { offset, length: headerInt(res, "upload-length") };
   }
 
   /**
-   * Streams `file` (of `size` bytes) to the image's upload URL without reading it into memory;
-   * `onProgress` gets the bytes sent so far.
+   * PUTs bytes `start`..`total - 1` of an upload (`Content-Range`), streamed from `body`: the
+   * server's new offset while bytes are missing, the import job once the file is whole.
    */
-  uploadImageFile(image: Image, file: string, size: number, onProgress: (bytesSent: number) => void): Promise<JobAccepted> {
-    const path = `/v1/images/${enc(image.id)}/file`;
-    const url = image.uploadUrl === null ? undefined : this.http.resolve(image.uploadUrl);
-    return this.http.json(JobAccepted, {
-      method: "PUT",
-      path: url === undefined ? path : new URL(url).pathname,
-      url,
-      body: countBytes(createReadStream(file, { highWaterMark: 1024 * 1024 }), onProgress),
-      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+  async putUploadRange(uploadUrl: string, body: AsyncIterable<Uint8Array>, start: number, total: number, signal?: AbortSignal): Promise<UploadAnswer> {
+    const spec = this.urlSpec("PUT", uploadUrl, {
+      body,
+      signal,
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(total - start),
+        "content-range": `bytes ${start}-${total - 1}/${total}`,
+      },
       timeoutMs: null,
       retry: false,
     });
+    const res = await this.http.send(spec);
+    if (res.status === 202) return { kind: "complete", accepted: await this.http.parse(JobAccepted, res, spec) };
+    return { kind: "partial", offset: (await this.http.parse(UploadPartial, res, spec)).offset };
   }
 
   async listImages(): Promise<Image[]> {
@@ -150,8 +194,11 @@ export class ApiClient {
     });
   }
 
-  cancelJob(id: string): Promise<Job> {
-    return this.http.json(Job, { method: "POST", path: `/v1/jobs/${enc(id)}/cancel` });
+  /** Cancels a job: `stopping` when the API answered 202 (a running job the worker is stopping). */
+  async cancelJob(id: string): Promise<{ job: Job; stopping: boolean }> {
+    const spec: RequestSpec = { method: "POST", path: `/v1/jobs/${enc(id)}/cancel` };
+    const res = await this.http.send(spec);
+    return { job: await this.http.parse(Job, res, spec), stopping: res.status === 202 };
   }
 
   /** Opens the job's event stream, resuming after `lastEventId` when given. No retries here. */
@@ -170,16 +217,53 @@ export class ApiClient {
   async listHosts(): Promise<Host[]> {
     return (await this.http.json(HostList, { method: "GET", path: "/v1/hosts" })).items;
   }
+
+  exportImage(ref: string, req: ExportInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/images/${enc(ref)}/export`, json: req });
+  }
+
+  exportVm(ref: string, req: ExportInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/export`, json: req });
+  }
+
+  async listExports(): Promise<Export[]> {
+    return (await this.http.json(ExportList, { method: "GET", path: "/v1/exports" })).items;
+  }
+
+  getExport(id: string): Promise<Export> {
+    return this.http.json(Export, { method: "GET", path: `/v1/exports/${enc(id)}` });
+  }
+
+  async deleteExport(id: string): Promise<void> {
+    const res = await this.http.send({ method: "DELETE", path: `/v1/exports/${enc(id)}` });
+    await res.body?.cancel();
+  }
+
+  /**
+   * GET (or HEAD) of a download URL, from byte `from` on (`Range`, guarded by `If-Range` when an
+   * ETag is known). Not bounded in time: the caller watches the stream; connection errors throw.
+   */
+  openDownload(url: string, options: { method: "GET" | "HEAD"; from?: number; ifRange?: string | null; signal?: AbortSignal }): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (options.from !== undefined && options.from > 0) {
+      headers.range = `bytes=${options.from}-`;
+      if (options.ifRange !== undefined && options.ifRange !== null) headers["if-range"] = options.ifRange;
+    }
+    return this.http.send(this.urlSpec(options.method, url, { headers, accept: "*/*", signal: options.signal, timeoutMs: null, retry: false }));
+  }
+
+  /** A request to a URL the API handed out (absolute, or a path under the API). */
+  private urlSpec(method: RequestSpec["method"], urlOrPath: string, rest: Omit<RequestSpec, "method" | "path" | "url">): RequestSpec {
+    const url = this.http.resolve(urlOrPath);
+    return { ...rest, method, path: new URL(url).pathname, url };
+  }
 }
 
-async function* countBytes(source: AsyncIterable<unknown>, onProgress: (bytesSent: number) => void): AsyncGenerator<Uint8Array> {
-  let sent = 0;
-  for await (const chunk of source) {
-    if (!(chunk instanceof Uint8Array)) throw new TypeError("expected bytes from the file stream");
-    yield chunk;
-    sent += chunk.byteLength;
-    onProgress(sent);
-  }
+/** An integer header, or null when absent or not a number. */
+export function headerInt(res: Response, name: string): number | null {
+  const text = res.headers.get(name);
+  if (text === null || !/^\d+$/.test(text.trim())) return null;
+  return Number(text.trim());
 }
 
 function enc(segment: string): string {

@@ -27,10 +27,10 @@ export interface HttpTransportOptions {
 export type Query = Record<string, string | number | boolean | undefined>;
 
 export interface RequestSpec {
-  method: "GET" | "POST" | "PUT" | "DELETE";
+  method: "GET" | "HEAD" | "POST" | "PUT" | "DELETE";
   /** Path under the base URL; also names the endpoint in messages. */
   path: string;
-  /** A full URL to use instead of base URL + path. */
+  /** A full URL to use instead of base URL + path (the token goes only to the API's own origin). */
   url?: string;
   query?: Query;
   json?: unknown;
@@ -84,7 +84,11 @@ export class HttpTransport {
   }
 
   async json<S extends z.ZodType>(schema: S, spec: RequestSpec): Promise<z.output<S>> {
-    const res = await this.send(spec);
+    return this.parse(schema, await this.send(spec), spec);
+  }
+
+  /** Reads `res` (the answer to `spec`) as JSON and parses it with `schema`. */
+  async parse<S extends z.ZodType>(schema: S, res: Response, spec: RequestSpec): Promise<z.output<S>> {
     const endpoint = `${spec.method} ${spec.path}`;
     let body: unknown;
     try {
@@ -98,8 +102,8 @@ export class HttpTransport {
   async send(spec: RequestSpec): Promise<Response> {
     const endpoint = `${spec.method} ${spec.path}`;
     const headers: Record<string, string> = { accept: spec.accept ?? "application/json", ...spec.headers };
-    if (this.token !== null) headers.authorization = `Bearer ${this.token}`;
-    if (spec.method !== "GET") headers["idempotency-key"] = this.idempotencyKey;
+    if (this.token !== null && this.isOwnOrigin(spec.url)) headers.authorization = `Bearer ${this.token}`;
+    if (spec.method !== "GET" && spec.method !== "HEAD") headers["idempotency-key"] = this.idempotencyKey;
     let body: string | AsyncIterable<Uint8Array> | undefined = spec.body;
     if (spec.json !== undefined) {
       headers["content-type"] = "application/json";
@@ -150,6 +154,16 @@ export class HttpTransport {
       retryable: true,
       cause: err,
     });
+  }
+
+  /** True for a URL on the API's own origin (or none, i.e. base URL + path). */
+  private isOwnOrigin(url: string | undefined): boolean {
+    if (url === undefined) return true;
+    try {
+      return new URL(url).origin === new URL(this.baseUrl).origin;
+    } catch {
+      return false;
+    }
   }
 
   private signalFor(spec: RequestSpec): AbortSignal | undefined {

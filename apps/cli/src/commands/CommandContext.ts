@@ -5,6 +5,7 @@ import { usageError } from "../CliError.js";
 import { ApiClient } from "../client/ApiClient.js";
 import { resolveConfig, type ResolvedConfig } from "../config.js";
 import { Output, type Writer } from "../output/Output.js";
+import { globalOptionValues } from "./globalOptions.js";
 
 /** Everything the CLI takes from its surroundings; tests pass fakes. */
 export interface CliDeps {
@@ -21,6 +22,8 @@ export interface CliDeps {
   retryDelaysMs?: readonly number[];
   /** Pauses before reconnecting a dropped event stream. */
   reconnectDelaysMs?: readonly number[];
+  /** Pauses before resuming a broken upload or download (its length bounds the tries). */
+  transferBackoffMs?: readonly number[];
   /** Animate the spinner on a terminal (default true). */
   animate?: boolean;
 }
@@ -48,7 +51,7 @@ export class CommandContext {
     readonly deps: CliDeps,
     command: Command,
   ) {
-    const parsed = GlobalOptions.safeParse(command.optsWithGlobals());
+    const parsed = GlobalOptions.safeParse(globalOptionValues(command));
     if (!parsed.success) throw usageError(`invalid options: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
     const opts = parsed.data;
     const key = opts.idempotencyKey ?? randomUUID();

@@ -1,33 +1,51 @@
-import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
-import path from "node:path";
-import type { Command } from "commander";
-import { ImageName } from "@iaas/contracts";
-import { CliError, EXIT_INTERRUPTED, usageError } from "../CliError.js";
+import { Option, type Command } from "commander";
+import { ImageFormat } from "@iaas/contracts";
 import { imageDetails, imageTable } from "../output/imageView.js";
-import { UploadProgress } from "../output/UploadProgress.js";
-import type { CommandContext, ContextFactory } from "./CommandContext.js";
+import type { ContextFactory } from "./CommandContext.js";
+import { addExportOptions, exportAndDownload, type ExportOptions } from "./export.js";
+import { importImage, type ImportOptions } from "./imageImport.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
-
-interface ImportOptions {
-  file: string;
-  description?: string;
-  wait?: boolean;
-}
+import { labelInto, sha256Hex } from "./optionParsers.js";
 
 const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
 
-/** `iaas image …`: import, list, show, delete. */
+const IMPORT_HELP = `
+Sources (exactly one):
+  --file PATH          upload a local file; resumable: run the same command again after a
+                       broken upload and it continues where the API stopped
+  --url URL            the worker downloads it (http/https, subject to the API's URL policy)
+  --source-path PATH   a file already on the hypervisor host, under its import directory
+
+Here --url names the image's source; give the API's URL before the subcommand
+(iaas --url http://api:8080 image import …) or in IAAS_URL.
+
+qcow2, raw, vmdk, vdi, vhdx and vpc (VHD) are accepted, also gzip- or xz-compressed (.gz, .xz):
+the API decompresses, checks and converts them to qcow2.
+
+Examples:
+  iaas image import deb12 --file debian-12.qcow2 --wait
+  iaas image import alpine --url https://example.org/alpine.qcow2 --sha256 <hex> --dedupe --wait
+  iaas image import win --source-path /srv/iaas/import/win.vhdx --format vhdx --label os=windows
+`;
+
+/** `iaas image …`: import, list, show, export, delete. */
 export function registerImageCommands(program: Command, ctxOf: ContextFactory): void {
-  const image = program.command("image").description("import and manage disk images");
+  const image = program.command("image").description("import, export and manage disk images");
 
   image
     .command("import")
-    .description("upload a qcow2 or raw disk image and import it (checked and converted to qcow2 by a job)")
+    .description("import a disk image from a local file, a URL or a file on the host (checked and converted to qcow2 by a job)")
     .argument("<name>", "image name: letters, digits, '.', '_' or '-'")
-    .requiredOption("--file <path>", "the image file to upload (streamed, never read into memory)")
+    .option("--file <path>", "a local image file to upload (streamed, resumable)")
+    .option("--url <url>", "an http(s) URL the worker downloads the image from")
+    .option("--source-path <path>", "an image file on the hypervisor host, under its import directory")
+    .addOption(new Option("--format <format>", "the format the content must be (refused if it is not)").choices(ImageFormat.options))
+    .option("--sha256 <hex>", "the sha256 the content must have, as delivered (before decompression)", sha256Hex)
+    .option("--dedupe", "reuse an image already stored with the same content instead of storing it twice")
+    .option("--label <key=value>", "a label for the image (repeatable)", labelInto)
     .option("--description <text>", "a description of the image")
     .option("--wait", WAIT_HELP)
+    .addHelpText("after", IMPORT_HELP)
     .action(async (name: string, opts: ImportOptions, command: Command) => {
       await importImage(ctxOf(command), name, opts);
     });
@@ -45,7 +63,7 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
 
   image
     .command("show")
-    .description("show an image")
+    .description("show an image: origin, formats, sizes, sha256, labels, upload progress")
     .argument("<name>", "image name or id")
     .action(async (name: string, _opts: object, command: Command) => {
       const ctx = ctxOf(command);
@@ -53,6 +71,15 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
       if (ctx.out.json) ctx.out.printJson(found);
       else ctx.out.line(imageDetails(found));
     });
+
+  addExportOptions(
+    image
+      .command("export")
+      .description("convert an image to a format and download it (follows the export job, then downloads resumably)")
+      .argument("<name>", "image name or id"),
+  ).action(async (name: string, opts: ExportOptions, command: Command) => {
+    await exportAndDownload(ctxOf(command), "image", name, opts);
+  });
 
   image
     .command("delete")
@@ -64,45 +91,4 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
       const ctx = ctxOf(command);
       await reportAcceptedJob(ctx, await ctx.client.deleteImage(name), opts.wait === true);
     });
-}
-
-/** POST the image record, then stream the file to its upload URL, then report the import job. */
-async function importImage(ctx: CommandContext, name: string, opts: ImportOptions): Promise<void> {
-  const checked = ImageName.safeParse(name);
-  if (!checked.success) throw usageError(`invalid image name '${name}': ${checked.error.issues.map((i) => i.message).join("; ")}`);
-  const size = await readableFileSize(opts.file);
-  const created = await ctx.client.createImage({ name, ...(opts.description === undefined ? {} : { description: opts.description }) });
-  const progress = new UploadProgress(ctx.deps.stderr, path.basename(opts.file), size);
-  let accepted;
-  try {
-    accepted = await ctx.client.uploadImageFile(created, opts.file, size, (sent) => progress.update(sent));
-  } catch (err) {
-    progress.fail();
-    if (!(err instanceof CliError) || err.exitCode === EXIT_INTERRUPTED) throw err;
-    const cleanup = `image ${name} is left ${created.state}: delete it with \`iaas image delete ${name}\`, then import again`;
-    throw new CliError(`uploading ${opts.file} failed: ${err.message}`, {
-      exitCode: err.exitCode,
-      details: err.details,
-      code: err.code,
-      status: err.status,
-      hint: err.hint === null ? cleanup : `${err.hint}; ${cleanup}`,
-    });
-  }
-  progress.finish();
-  await reportAcceptedJob(ctx, accepted, opts.wait === true);
-}
-
-/** The file's size, after checking that it is a readable regular file (exit 2 otherwise). */
-async function readableFileSize(file: string): Promise<number> {
-  let info;
-  try {
-    info = await stat(file);
-    await access(file, constants.R_OK);
-  } catch (err) {
-    const code = err instanceof Error && "code" in err ? String(err.code) : "";
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable" : `cannot be read (${String(err)})`;
-    throw usageError(`image file ${file} ${why}`);
-  }
-  if (!info.isFile()) throw usageError(`image file ${file} is not a regular file`);
-  return info.size;
 }

@@ -1,10 +1,12 @@
 import { Option, type Command } from "commander";
-import { isTerminalJobState, JobState, JobType, type JobEvent } from "@iaas/contracts";
+import { ExitCode, isTerminalJobState, JobState, JobType, type JobEvent } from "@iaas/contracts";
+import { CliError } from "../CliError.js";
 import { followJob } from "../follow/followJob.js";
 import { readEventBacklog } from "../follow/readEventBacklog.js";
 import { jobDetails, jobEventLine, jobTable } from "../output/jobView.js";
+import { ProgressLines } from "../output/ProgressRenderer.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
-import { jobFailedError, timeoutError, waitForJob } from "./jobOutcome.js";
+import { followToEnd, jobFailedError, timeoutError, waitForJob } from "./jobOutcome.js";
 import { intBetween } from "./optionParsers.js";
 import { resolveJobId } from "./resolveJobId.js";
 
@@ -72,22 +74,48 @@ export function registerJobCommands(program: Command, ctxOf: ContextFactory): vo
 
   job
     .command("cancel")
-    .description("cancel a job that has not started yet")
+    .description("cancel a job: a queued one at once; a running import or export is stopped by its worker")
     .argument("<id>", ID_HELP)
-    .action(async (id: string, _opts: object, command: Command) => {
-      const ctx = ctxOf(command);
-      const cancelled = await ctx.client.cancelJob(await resolveJobId(ctx.client, id));
-      if (ctx.out.json) ctx.out.printJson(cancelled);
-      else ctx.out.line(`job ${cancelled.id} ${cancelled.state}`);
+    .option("--wait", "follow a job being stopped until it ends cancelled (bounded by --timeout)")
+    .action(async (id: string, opts: { wait?: boolean }, command: Command) => {
+      await cancelJob(ctxOf(command), id, opts.wait === true);
     });
+}
+
+/** `job cancel`: 200 means cancelled; 202 means the worker is stopping it (followed with --wait). */
+async function cancelJob(ctx: CommandContext, idOrPrefix: string, wait: boolean): Promise<void> {
+  const { job, stopping } = await ctx.client.cancelJob(await resolveJobId(ctx.client, idOrPrefix));
+  if (!stopping || !wait) {
+    if (ctx.out.json) ctx.out.printJson(job);
+    else if (!stopping) ctx.out.line(`job ${job.id} ${job.state}`);
+    else ctx.out.line(`cancelling job ${job.id}: the worker is stopping it\nfollow it with: iaas job wait ${job.id}`);
+    return;
+  }
+  if (!ctx.out.json) ctx.out.line(`cancelling job ${job.id}: the worker is stopping it`);
+  const final = await followToEnd(ctx, job);
+  if (final.state === "cancelled") {
+    if (ctx.out.json) ctx.out.printJson(final);
+    else ctx.out.line(`job ${final.id} cancelled`);
+    return;
+  }
+  if (final.state === "succeeded") {
+    throw new CliError(`job ${final.id} succeeded before it could be stopped`, {
+      exitCode: ExitCode.NOT_FOUND_OR_CONFLICT,
+      hint: `see what it did with: iaas job show ${final.id}`,
+    });
+  }
+  throw jobFailedError(final);
 }
 
 /** `job logs`: the events so far, or (with --follow, or for a final job) every event to the end. */
 async function printJobLogs(ctx: CommandContext, id: string, follow: boolean): Promise<void> {
   const job = await ctx.client.getJob(id);
+  // Transfers report progress many times a second: a line per phase (download, inspect, convert,
+  // verify …) and per 10% step is what a reader wants; -o json gets every event.
+  const lines = new ProgressLines();
   const print = (event: JobEvent): void => {
     if (ctx.out.json) ctx.out.stdout.write(`${JSON.stringify(event)}\n`);
-    else ctx.out.line(jobEventLine(event));
+    else if (event.type !== "progress" || event.progress === null || lines.take(event.progress)) ctx.out.line(jobEventLine(event));
   };
   if (!follow && !isTerminalJobState(job.state)) {
     const end = await readEventBacklog(ctx.client, id, print);

@@ -1,8 +1,10 @@
-import { ExitCode, isTerminalJobState, JobCatalog, type Job } from "@iaas/contracts";
+import { z } from "zod";
+import { ExitCode, isTerminalJobState, JobCatalog, JobResults, type Job } from "@iaas/contracts";
 import { CliError, EXIT_INTERRUPTED } from "../CliError.js";
 import type { JobAccepted } from "../client/JobAccepted.js";
 import { followJob } from "../follow/followJob.js";
 import { jobTarget, shortId } from "../output/format.js";
+import { exportDetails } from "../output/exportView.js";
 import { imageDetails } from "../output/imageView.js";
 import { jobDetails } from "../output/jobView.js";
 import { createProgressRenderer } from "../output/ProgressRenderer.js";
@@ -33,10 +35,15 @@ export async function reportAcceptedJob(ctx: CommandContext, accepted: JobAccept
  * and exit 1 for a failed or cancelled job; exit 4 when --timeout passes first.
  */
 export async function waitForJob(ctx: CommandContext, job: Job): Promise<void> {
-  if (isTerminalJobState(job.state)) {
-    await reportFinalJob(ctx, job);
-    return;
-  }
+  await reportFinalJob(ctx, await followToEnd(ctx, job));
+}
+
+/**
+ * Follows a job until it is final, with a progress display on stderr, and answers the final job
+ * (whatever its state). Throws exit 4 when --timeout passes first, 130 on Ctrl-C.
+ */
+export async function followToEnd(ctx: CommandContext, job: Job): Promise<Job> {
+  if (isTerminalJobState(job.state)) return job;
   const renderer = createProgressRenderer(ctx.deps.stderr, { animate: ctx.deps.animate });
   renderer.start(job);
   let result;
@@ -62,7 +69,7 @@ export async function waitForJob(ctx: CommandContext, job: Job): Promise<void> {
     throw timeoutError(job.id, result.job, ctx.timeoutMs);
   }
   renderer.finish(result.job);
-  await reportFinalJob(ctx, result.job);
+  return result.job;
 }
 
 /** Reports a final job: its result on success, an error (exit 1) otherwise. */
@@ -108,9 +115,20 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
       return;
     }
     case "image.import": {
-      const ref = job.imageId ?? job.targetName;
+      const result = JobResults["image.import"].safeParse(job.result);
+      const reused = result.success ? result.data.deduplicatedTo : undefined;
+      if (reused !== undefined) ctx.out.line(`the content is already stored as image ${reused.name} (${reused.id}); no new image was stored`);
+      const ref = reused?.id ?? job.imageId ?? job.targetName;
       if (ref === null) break;
       ctx.out.line(imageDetails(await ctx.client.getImage(ref)));
+      return;
+    }
+    case "image.export":
+    case "vm.export": {
+      const exportId = z.object({ exportId: z.string() }).safeParse(job.result);
+      if (!exportId.success) break;
+      ctx.out.line(exportDetails(await ctx.client.getExport(exportId.data.exportId)));
+      ctx.out.line(`download it with: iaas export download ${exportId.data.exportId} --to PATH`);
       return;
     }
     case "vm.delete":

@@ -4,6 +4,7 @@ import { CliError, usageError } from "../CliError.js";
 import type { VmCreateInput } from "../client/ApiClient.js";
 import { hostNames, dryRunView, vmDetails, vmTable } from "../output/vmView.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
+import { addExportOptions, exportAndDownload, type ExportOptions } from "./export.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
 import { intBetween, size } from "./optionParsers.js";
 
@@ -28,7 +29,7 @@ interface VmStopOptions extends WaitOption {
 
 const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
 
-/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console. */
+/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console, export. */
 export function registerVmCommands(program: Command, ctxOf: ContextFactory): void {
   const vm = program.command("vm").description("create and manage virtual machines");
 
@@ -124,6 +125,15 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
       const ctx = ctxOf(command);
       await reportAcceptedJob(ctx, await ctx.client.deleteVm(name), opts.wait === true);
     });
+
+  addExportOptions(
+    vm
+      .command("export")
+      .description("save a stopped VM's disk as one file (a backup): follows the export job, then downloads resumably")
+      .argument("<name>", "VM name or id"),
+  ).action(async (name: string, opts: ExportOptions, command: Command) => {
+    await exportAndDownload(ctxOf(command), "vm", name, opts);
+  });
 
   vm.command("console")
     .description("print the VM's serial console output (the last 1 MiB)")

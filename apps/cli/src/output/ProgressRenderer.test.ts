@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { FakeWriter } from "../testing/FakeWriter.js";
 import { makeEvent, makeJob, progressEvent, stateEvent } from "../testing/fixtures.js";
 import { createProgressRenderer, PlainProgressRenderer, TtyProgressRenderer } from "./ProgressRenderer.js";
-import { UploadProgress } from "./UploadProgress.js";
+import { TransferProgress } from "./TransferProgress.js";
 
 const succeeded = makeJob({
   state: "succeeded",
@@ -107,28 +107,63 @@ describe("TTY progress", () => {
   });
 });
 
-describe("UploadProgress", () => {
-  it("shows bytes, percent and rate on a terminal", () => {
+describe("transfer figures in job progress", () => {
+  const transfer = { phase: "download", percent: 45, bytesDone: 1.2 * 1024 ** 3, bytesTotal: 2.7 * 1024 ** 3, rate: 85 * 1024 ** 2, etaSeconds: 18 };
+
+  it("shows bytes, rate and ETA on the TTY line", () => {
+    const renderer = new TtyProgressRenderer(new FakeWriter(true, 200), { animate: false, now: () => 0 });
+    renderer.start(makeJob({ type: "image.import", targetName: "deb12" }));
+    renderer.event(progressEvent(1, transfer));
+    expect(renderer.line()).toBe("⠋ job 1a2b3c4d image.import image deb12: queued download [█████████░░░░░░░░░░░] 45% 1.2 GiB/2.7 GiB 85 MiB/s ETA 18s (0ms)");
+  });
+
+  it("includes bytes, rate and ETA in plain lines, one per phase or 10% step", () => {
+    const out = new FakeWriter(false);
+    const renderer = createProgressRenderer(out);
+    renderer.start(makeJob({ state: "running" }));
+    renderer.event(progressEvent(1, transfer));
+    renderer.event(progressEvent(2, { ...transfer, percent: 46, etaSeconds: 17 }));
+    renderer.event(progressEvent(3, { ...transfer, percent: 60, etaSeconds: 250 }));
+    renderer.event(progressEvent(4, { phase: "convert", percent: 0 }));
+    expect(out.lines()).toEqual([
+      "[job 1a2b3c4d] running (vm.create vm web1)",
+      "[job 1a2b3c4d] running: download 45% (1.2 GiB/2.7 GiB, 85 MiB/s, ETA 18s)",
+      "[job 1a2b3c4d] running: download 60% (1.2 GiB/2.7 GiB, 85 MiB/s, ETA 4m10s)",
+      "[job 1a2b3c4d] running: convert 0%",
+    ]);
+  });
+});
+
+describe("TransferProgress", () => {
+  it("shows bytes, percent, rate and ETA on a terminal", () => {
     const out = new FakeWriter(true, 200);
     let now = 0;
-    const upload = new UploadProgress(out, "deb12.qcow2", 4 * 1024 ** 2, () => now);
+    const upload = new TransferProgress(out, "upload", "deb12.qcow2", 4 * 1024 ** 2, () => now);
+    upload.begin(4 * 1024 ** 2, 0);
     now = 1000;
     upload.update(2 * 1024 ** 2);
-    expect(upload.line()).toBe("uploading deb12.qcow2 [██████████░░░░░░░░░░] 50% 2 MiB/4 MiB 2 MiB/s");
+    expect(upload.line()).toBe("uploading deb12.qcow2 [██████████░░░░░░░░░░] 50% 2 MiB/4 MiB 2 MiB/s ETA 1s");
     now = 2000;
     upload.update(4 * 1024 ** 2);
     upload.finish();
     expect(out.text.endsWith("\r\x1b[2Kuploaded deb12.qcow2: 4 MiB in 2.0s (2 MiB/s)\n")).toBe(true);
   });
 
-  it("prints only a start and an end line when not on a terminal", () => {
+  it("prints a start line, retries and an end line when not on a terminal, counting only this run's bytes in the rate", () => {
     const out = new FakeWriter(false);
     let now = 0;
-    const upload = new UploadProgress(out, "a.raw", 1024, () => now);
-    upload.update(512);
+    const download = new TransferProgress(out, "download", "a.raw", null, () => now);
+    download.begin(2048, 1024);
+    download.update(1536);
+    download.retry({ reason: "connection reset", position: 1536, delayMs: 500, attempt: 1, maxAttempts: 9 });
+    download.begin(2048, 1536);
     now = 500;
-    upload.update(1024);
-    upload.finish();
-    expect(out.lines()).toEqual(["uploading a.raw (1 KiB)", "uploaded a.raw: 1 KiB in 500ms (2 KiB/s)"]);
+    download.update(2048);
+    download.finish();
+    expect(out.lines()).toEqual([
+      "downloading a.raw (2 KiB, from 1 KiB)",
+      "downloading a.raw broke off at 1.5 KiB of 2 KiB: connection reset; resuming in 500ms (retry 1/9)",
+      "downloaded a.raw: 2 KiB (1 KiB in this run) in 500ms (2 KiB/s)",
+    ]);
   });
 });

@@ -1,5 +1,5 @@
-import { formatSize, isTerminalJobState, type Job, type JobEvent, type JobProgress, type JobState } from "@iaas/contracts";
-import { formatDuration, formatPercent, formatProgress, jobTarget, lineWidth, progressBar, shortId, truncate } from "./format.js";
+import { isTerminalJobState, type Job, type JobEvent, type JobProgress, type JobState } from "@iaas/contracts";
+import { formatDuration, formatPercent, formatProgress, jobTarget, lineWidth, progressBar, shortId, transferFigures, truncate } from "./format.js";
 import type { Writer } from "./Output.js";
 
 /** Shows a job being followed: a live line on a terminal, plain lines elsewhere. */
@@ -58,13 +58,34 @@ function outcome(job: Job): string {
   }
 }
 
+/**
+ * Picks the progress reports worth a line of their own (in logs and pipes): a new phase (download,
+ * inspect, convert, verify …), a 10% step, reaching 100%, or a new message. A transfer reports
+ * many times a second; the rest would flood the output.
+ */
+export class ProgressLines {
+  private phase: string | null = null;
+  private percent = -1;
+  private message: string | undefined;
+
+  /** True (and remembered as printed) when `progress` deserves a line. */
+  take(progress: JobProgress): boolean {
+    const phaseChanged = progress.phase !== this.phase;
+    const stepped = progress.percent - this.percent >= 10 || (progress.percent >= 100 && this.percent < 100);
+    const messageChanged = progress.message !== undefined && progress.message !== this.message;
+    if (!phaseChanged && !stepped && !messageChanged) return false;
+    this.phase = progress.phase;
+    this.percent = progress.percent;
+    this.message = progress.message;
+    return true;
+  }
+}
+
 /** One line per state change, phase change, 10% step or log message: for logs and pipes. */
 export class PlainProgressRenderer implements ProgressRenderer {
   private readonly status = new JobStatus();
+  private readonly lines = new ProgressLines();
   private printedState: JobState | null = null;
-  private printedPhase: string | null = null;
-  private printedPercent = -1;
-  private printedMessage: string | undefined;
 
   constructor(private readonly stream: Writer) {}
 
@@ -108,13 +129,7 @@ export class PlainProgressRenderer implements ProgressRenderer {
 
   private progress(progress: JobProgress): void {
     this.status.progress = progress;
-    const phaseChanged = progress.phase !== this.printedPhase;
-    const stepped = progress.percent - this.printedPercent >= 10 || (progress.percent >= 100 && this.printedPercent < 100);
-    const messageChanged = progress.message !== undefined && progress.message !== this.printedMessage;
-    if (!phaseChanged && !stepped && !messageChanged) return;
-    this.printedPhase = progress.phase;
-    this.printedPercent = progress.percent;
-    this.printedMessage = progress.message;
+    if (!this.lines.take(progress)) return;
     this.print(`${this.status.state}: ${formatProgress(progress)}`);
   }
 
@@ -126,7 +141,7 @@ export class PlainProgressRenderer implements ProgressRenderer {
 const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 const CLEAR_LINE = "\r\x1b[2K";
 
-/** One status line redrawn in place: spinner, state, phase, bar, bytes, message, elapsed time. */
+/** One status line redrawn in place: spinner, state, phase, bar, bytes, rate, ETA, message, elapsed time. */
 export class TtyProgressRenderer implements ProgressRenderer {
   private readonly status = new JobStatus();
   private readonly now: () => number;
@@ -194,8 +209,7 @@ export class TtyProgressRenderer implements ProgressRenderer {
     const parts = [`${spinner} job ${shortId(s.id)} ${s.label}: ${s.state}`];
     const p = s.progress;
     if (p !== null) {
-      parts.push(p.phase, progressBar(p.percent), formatPercent(p.percent));
-      if (p.bytesDone !== undefined && p.bytesTotal !== undefined) parts.push(`${formatSize(p.bytesDone)}/${formatSize(p.bytesTotal)}`);
+      parts.push(p.phase, progressBar(p.percent), formatPercent(p.percent), ...transferFigures(p));
     }
     const message = p?.message ?? this.lastMessage;
     if (message !== "") parts.push(`· ${message}`);

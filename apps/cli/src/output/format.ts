@@ -46,12 +46,35 @@ export function progressBar(percent: number, width = 20): string {
   return `[${"█".repeat(filled)}${"░".repeat(width - filled)}]`;
 }
 
-/** "create-disk 40% (1.2 GiB/3 GiB) growing overlay". */
+/** "85 MiB/s" from bytes per second. */
+export function formatByteRate(bytesPerSecond: number): string {
+  return `${formatSize(Math.max(0, Math.round(bytesPerSecond)))}/s`;
+}
+
+/** Time left: "18s", "4m05s", "2h07m". */
+export function formatEta(seconds: number): string {
+  const s = Math.max(0, Math.ceil(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** The transfer figures of a progress report: ["1.2 GiB/2.7 GiB", "85 MiB/s", "ETA 18s"], as known. */
+export function transferFigures(progress: Pick<JobProgress, "bytesDone" | "bytesTotal" | "rate" | "etaSeconds">): string[] {
+  const parts: string[] = [];
+  if (progress.bytesDone !== undefined) {
+    parts.push(progress.bytesTotal === undefined ? formatSize(progress.bytesDone) : `${formatSize(progress.bytesDone)}/${formatSize(progress.bytesTotal)}`);
+  }
+  if (progress.rate !== undefined) parts.push(formatByteRate(progress.rate));
+  if (progress.etaSeconds !== undefined) parts.push(`ETA ${formatEta(progress.etaSeconds)}`);
+  return parts;
+}
+
+/** "create-disk 40% (1.2 GiB/3 GiB) growing overlay"; a transfer adds its rate and ETA: "(1 GiB/2 GiB, 85 MiB/s, ETA 12s)". */
 export function formatProgress(progress: JobProgress): string {
   const parts = [progress.phase, formatPercent(progress.percent)];
-  if (progress.bytesDone !== undefined && progress.bytesTotal !== undefined) {
-    parts.push(`(${formatSize(progress.bytesDone)}/${formatSize(progress.bytesTotal)})`);
-  }
+  const figures = transferFigures(progress);
+  if (figures.length > 0) parts.push(`(${figures.join(", ")})`);
   if (progress.message !== undefined && progress.message !== "") parts.push(progress.message);
   return parts.join(" ");
 }
@@ -72,4 +95,9 @@ export function truncate(text: string, width: number): string {
 /** Usable width of a terminal line: one less than its columns (so the cursor never wraps), 80 if unknown. */
 export function lineWidth(columns: number | undefined): number {
   return (columns !== undefined && columns > 1 ? columns : 80) - 1;
+}
+
+/** "1.5 GiB of 3 GiB (50%)". */
+export function formatPartOf(done: number, total: number): string {
+  return `${formatSize(done)} of ${formatSize(total)} (${formatPercent(total === 0 ? 100 : (done / total) * 100)})`;
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { makeHost, makeImage, makeJob, makeVm, HOST_ID, progressEvent, stateEvent } from "../testing/fixtures.js";
+import { makeExport, makeHost, makeImage, makeJob, makeVm, HOST_ID, progressEvent, stateEvent } from "../testing/fixtures.js";
+import { exportTable } from "./exportView.js";
 import { formatAge } from "./format.js";
 import { formatFields, formatTable } from "./formatTable.js";
 import { hostTable } from "./hostView.js";
-import { imageTable } from "./imageView.js";
+import { imageDetails, imageTable } from "./imageView.js";
 import { jobEventLine, jobTable } from "./jobView.js";
 import { dryRunView, hostNames, vmTable } from "./vmView.js";
 
@@ -46,13 +47,45 @@ describe("resource tables", () => {
     expect(lines[2]).toContain("offline,drained  tcg");
   });
 
-  it("lists images with format, sizes and a short sha256", () => {
-    const table = imageTable([makeImage(), makeImage({ name: "new", state: "importing", sourceFormat: null, virtualSize: null, storedSize: null, sha256: null })]);
+  it("lists images with format, origin, sizes and a short sha256", () => {
+    const table = imageTable([
+      makeImage(),
+      makeImage({ name: "new", state: "importing", sourceFormat: null, virtualSize: null, storedSize: null, sha256: null, origin: { type: "url", location: "https://example.org/x.qcow2" } }),
+    ]);
     expect(table).toBe(
       [
-        "NAME   STATE      FORMAT  VIRTUAL-SIZE  STORED   SHA256",
-        "deb12  ready      qcow2   2 GiB         300 MiB  0123456789ab",
-        "new    importing  -       -             -        -",
+        "NAME   STATE      FORMAT  ORIGIN  VIRTUAL-SIZE  STORED   SHA256",
+        "deb12  ready      qcow2   upload  2 GiB         300 MiB  0123456789ab",
+        "new    importing  -       url     -             -        -",
+      ].join("\n"),
+    );
+  });
+
+  it("shows an image's origin, compression, labels and upload progress", () => {
+    const details = imageDetails(
+      makeImage({
+        state: "importing",
+        origin: { type: "url", location: "https://example.org/deb12.qcow2.xz" },
+        compression: "xz",
+        labels: { os: "debian", arch: "x86_64" },
+        upload: { offset: 1024 ** 3, length: 4 * 1024 ** 3 },
+      }),
+    );
+    expect(details).toContain("origin:           url https://example.org/deb12.qcow2.xz\n");
+    expect(details).toContain("format of origin: qcow2\n");
+    expect(details).toContain("compression:      xz\n");
+    expect(details).toContain("stored size:      300 MiB (qcow2)\n");
+    expect(details).toContain("labels:           arch=x86_64, os=debian\n");
+    expect(details).toContain("upload:           1 GiB of 4 GiB (25%) received");
+  });
+
+  it("lists exports with source, format, size and expiry", () => {
+    const table = exportTable([makeExport({ sizeBytes: 3 * 1024 ** 3, compressed: true }), makeExport({ id: "ffffffff-0000-4000-8000-000000000000", state: "pending", source: { type: "vm", id: "v", name: "web1" }, format: "vmdk", expiresAt: null })], NOW);
+    expect(table).toBe(
+      [
+        "ID        STATE    SOURCE       FORMAT              SIZE   EXPIRES  CREATED",
+        "7e8f9a0b  ready    image deb12  qcow2 (compressed)  3 GiB  in 23h   1m ago",
+        "ffffffff  pending  vm web1      vmdk                -      -        1m ago",
       ].join("\n"),
     );
   });

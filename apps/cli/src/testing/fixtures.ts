@@ -1,9 +1,10 @@
-import type { Host, Image, Job, JobEvent, JobProgress, JobState, Vm } from "@iaas/contracts";
+import type { Export, Host, Image, Job, JobEvent, JobProgress, JobState, Vm } from "@iaas/contracts";
 
 export const JOB_ID = "1a2b3c4d-0000-4000-8000-000000000001";
 export const VM_ID = "5e6f7a8b-0000-4000-8000-000000000002";
 export const HOST_ID = "9c0d1e2f-0000-4000-8000-000000000003";
 export const IMAGE_ID = "3a4b5c6d-0000-4000-8000-000000000004";
+export const EXPORT_ID = "7e8f9a0b-0000-4000-8000-000000000005";
 const T0 = "2025-01-01T00:00:00.000Z";
 
 export function makeJob(overrides: Partial<Job> = {}): Job {
@@ -101,11 +102,32 @@ export function makeImage(overrides: Partial<Image> = {}): Image {
     storedSize: 300 * 1024 ** 2,
     sha256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     description: null,
+    labels: {},
+    origin: { type: "upload", location: null },
+    compression: null,
     uploadUrl: null,
+    upload: null,
     lastError: null,
     usedBy: [],
     createdAt: T0,
     updatedAt: T0,
+    ...overrides,
+  };
+}
+
+export function makeExport(overrides: Partial<Export> = {}): Export {
+  return {
+    id: EXPORT_ID,
+    jobId: JOB_ID,
+    state: "ready",
+    source: { type: "image", id: IMAGE_ID, name: "deb12" },
+    format: "qcow2",
+    compressed: false,
+    sizeBytes: null,
+    sha256: null,
+    downloadUrl: `/v1/exports/${EXPORT_ID}/file`,
+    expiresAt: "2025-01-02T00:00:00.000Z",
+    createdAt: T0,
     ...overrides,
   };
 }

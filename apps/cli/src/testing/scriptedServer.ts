@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** A request as the scripted server saw it. */
@@ -14,6 +14,12 @@ export interface RecordedRequest {
 
 export type ScriptedHandler = (req: RecordedRequest, res: ServerResponse) => void | Promise<void>;
 
+/**
+ * Sees a request before its body is read; returns true to take it over (it then reads the body
+ * itself, e.g. to break the connection part-way). Such requests are recorded with an empty body.
+ */
+export type RawHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
 export interface ScriptedServer {
   url: string;
   requests: RecordedRequest[];
@@ -24,9 +30,14 @@ export interface ScriptedServer {
  * A real HTTP server on 127.0.0.1:<random port> answering with a test's script: the CLI talks
  * to it over real sockets (SSE, long-poll, uploads, dropped connections).
  */
-export async function startScriptedServer(handler: ScriptedHandler): Promise<ScriptedServer> {
+export async function startScriptedServer(handler: ScriptedHandler, raw?: RawHandler): Promise<ScriptedServer> {
   const requests: RecordedRequest[] = [];
   const server: Server = createServer((req, res) => {
+    if (raw?.(req, res) === true) {
+      const url = new URL(req.url ?? "/", "http://test");
+      requests.push({ method: req.method ?? "GET", url: req.url ?? "/", path: url.pathname, query: url.searchParams, headers: req.headers, body: Buffer.alloc(0) });
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
