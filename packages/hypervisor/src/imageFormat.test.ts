@@ -2,60 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IaasError, type ErrorCode } from "@iaas/contracts";
-import { detectImageFormat, inspectImage } from "./imageFormat.js";
-
-interface Qcow2Opts {
-  version?: 2 | 3;
-  size?: bigint;
-  clusterBits?: number;
-  backing?: string;
-  backingFormat?: string;
-  incompatible?: bigint;
-  dataFileName?: string;
-  crypt?: number;
-  headerLength?: number;
-}
-
-/** A hand-built qcow2 header: fields, extensions, then the backing file name. */
-function qcow2(o: Qcow2Opts = {}): Buffer {
-  const version = o.version ?? 3;
-  const headerLength = o.headerLength ?? (version === 3 ? 104 : 72);
-  const exts: Buffer[] = [];
-  const ext = (type: number, data: string): void => {
-    const d = Buffer.from(data);
-    const e = Buffer.alloc(8 + Math.ceil(d.length / 8) * 8);
-    e.writeUInt32BE(type, 0);
-    e.writeUInt32BE(d.length, 4);
-    d.copy(e, 8);
-    exts.push(e);
-  };
-  if (o.backingFormat !== undefined) ext(0xe2792aca, o.backingFormat);
-  if (o.dataFileName !== undefined) ext(0x44415441, o.dataFileName);
-  exts.push(Buffer.alloc(8)); // end of extensions
-  const extBytes = Buffer.concat(exts);
-  const backing = Buffer.from(o.backing ?? "");
-  const backingOffset = headerLength + extBytes.length;
-  const total = Math.max(4096, backingOffset + backing.length);
-  const b = Buffer.alloc(total);
-  b.write("QFI\xfb", 0, "latin1");
-  b.writeUInt32BE(version, 4);
-  if (backing.length > 0) {
-    b.writeBigUInt64BE(BigInt(backingOffset), 8);
-    b.writeUInt32BE(backing.length, 16);
-  }
-  b.writeUInt32BE(o.clusterBits ?? 16, 20);
-  b.writeBigUInt64BE(o.size ?? 10n * 2n ** 30n, 24);
-  b.writeUInt32BE(o.crypt ?? 0, 32);
-  if (version === 3) {
-    b.writeBigUInt64BE(o.incompatible ?? 0n, 72);
-    b.writeUInt32BE(4, 96); // refcount_order
-    b.writeUInt32BE(headerLength, 100);
-  }
-  extBytes.copy(b, headerLength);
-  backing.copy(b, backingOffset);
-  return b;
-}
+import { qcow2Image as qcow2, vdiImage, vhdxImage, vmdkSparseImage, vpcImage } from "./formats/imageBuilders.fixture.js";
+import { detectCompression, detectImageFormat, sniffFormat } from "./imageFormat.js";
 
 let dir: string;
 let n = 0;
@@ -71,15 +19,6 @@ async function file(content: Buffer | string): Promise<string> {
   const p = join(dir, `f${n++}`);
   await writeFile(p, content);
   return p;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<{ code: ErrorCode; message: string; hint: string | null; retryable: boolean }> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof IaasError)) throw new Error(`expected an IaasError, got ${String(err)}`);
-  return { code: err.code, message: err.message, hint: err.hint, retryable: err.retryable };
 }
 
 describe("detectImageFormat", () => {
@@ -114,103 +53,58 @@ describe("detectImageFormat", () => {
     });
   });
 
-  it.each([
-    ["vmdk (sparse)", Buffer.concat([Buffer.from("KDMV"), Buffer.alloc(508)]), "vmdk"],
-    ["vmdk (descriptor)", Buffer.from("# Disk DescriptorFile\nversion=1\nRW 100 FLAT \"/etc/passwd\" 0\n"), "vmdk"],
-    ["vhdx", Buffer.concat([Buffer.from("vhdxfile"), Buffer.alloc(504)]), "vhdx"],
-    ["vpc (dynamic, header copy)", Buffer.concat([Buffer.from("conectix"), Buffer.alloc(1016)]), "vpc"],
-    ["vpc (fixed, footer only)", Buffer.concat([Buffer.alloc(2048), Buffer.from("conectix"), Buffer.alloc(504)]), "vpc"],
-    ["qed", Buffer.concat([Buffer.from("QED\0"), Buffer.alloc(508)]), "qed"],
-    ["luks", Buffer.concat([Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe, 0, 1]), Buffer.alloc(504)]), "luks"],
-    ["gzip", Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0]), Buffer.alloc(508)]), "gzip"],
-    ["qcow v1", (() => {
-      const b = Buffer.alloc(512);
-      b.write("QFI\xfb", 0, "latin1");
-      b.writeUInt32BE(1, 4);
-      return b;
-    })(), "qcow"],
-  ] as const)("recognizes %s", async (_label, content, format) => {
-    expect((await detectImageFormat(await file(content))).format).toBe(format);
+  it("reads each supported format's own header", async () => {
+    expect(await detectImageFormat(await file(vmdkSparseImage({ capacitySectors: 2048n })))).toMatchObject({ format: "vmdk", kind: "sparse", virtualSize: 2 ** 20 });
+    expect(await detectImageFormat(await file(vdiImage({ size: 2n ** 21n })))).toMatchObject({ format: "vdi", virtualSize: 2 ** 21 });
+    expect(await detectImageFormat(await file(vhdxImage({ size: 2n ** 22n })))).toMatchObject({ format: "vhdx", virtualSize: 2 ** 22 });
+    expect(await detectImageFormat(await file(vpcImage({ currentSize: 2n ** 23n })))).toMatchObject({ format: "vpc", virtualSize: 2 ** 23 });
   });
 
-  it("recognizes a VDI by its signature at byte 64", async () => {
-    const b = Buffer.alloc(512);
-    b.write("<<< Oracle VM VirtualBox Disk Image >>>\n", 0);
-    b.writeUInt32LE(0xbeda107f, 64);
-    expect((await detectImageFormat(await file(b))).format).toBe("vdi");
+  it("calls a truncated header of any format invalid", async () => {
+    for (const img of [vmdkSparseImage().subarray(0, 1024), vhdxImage().subarray(0, 4096), vpcImage().subarray(0, 700), vdiImage().subarray(0, 300)]) {
+      await expect(detectImageFormat(await file(img))).rejects.toMatchObject({ code: "IMAGE_INVALID" });
+    }
   });
 });
 
-describe("inspectImage", () => {
-  it("accepts a self-contained qcow2 and a raw disk", async () => {
-    expect(await inspectImage(await file(qcow2({ size: 2n ** 30n })))).toEqual({ format: "qcow2", virtualSize: 2 ** 30, fileSize: 4096 });
-    expect(await inspectImage(await file(Buffer.alloc(2048)))).toEqual({ format: "raw", virtualSize: 2048, fileSize: 2048 });
+describe("sniffFormat", () => {
+  const pad = (b: Buffer | string, to = 512): Buffer => Buffer.concat([Buffer.from(b), Buffer.alloc(Math.max(0, to - Buffer.from(b).length))]);
+  it.each([
+    ["vmdk (sparse)", pad("KDMV"), "vmdk"],
+    ["vmdk (COWD)", pad("COWD"), "vmdk"],
+    ["vmdk (descriptor)", pad('# Disk DescriptorFile\nversion=1\nRW 100 FLAT "/etc/passwd" 0\n'), "vmdk"],
+    ["vmdk (descriptor without the header line)", pad('version=1\ncreateType="monolithicFlat"\n'), "vmdk"],
+    ["vhdx", pad("vhdxfile"), "vhdx"],
+    ["vpc (dynamic, header copy)", pad("conectix", 1024), "vpc"],
+    ["qed", pad("QED\0"), "qed"],
+    ["luks", pad(Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe, 0, 1])), "luks"],
+    ["gzip", pad(Buffer.from([0x1f, 0x8b, 8, 0])), "gzip"],
+    ["xz", pad(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])), "xz"],
+    ["qcow v1", pad(Buffer.from([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 1])), "qcow"],
+    ["parallels", pad("WithoutFreeSpace"), "parallels"],
+  ] as const)("recognizes %s", (_label, head, format) => {
+    expect(sniffFormat(head, Buffer.alloc(512))).toBe(format);
   });
 
-  it("refuses a qcow2 with a backing file, naming it and saying how to flatten", async () => {
-    const e = await codeOf(inspectImage(await file(qcow2({ backing: "/etc/passwd" }))));
-    expect(e.code).toBe("IMAGE_HAS_BACKING_FILE");
-    expect(e.message).toContain("/etc/passwd");
-    expect(e.hint).toContain("qemu-img convert");
-    expect(e.retryable).toBe(false);
+  it("finds a fixed VHD by the footer in its last 512 bytes", () => {
+    expect(sniffFormat(Buffer.alloc(512), Buffer.concat([Buffer.from("conectix"), Buffer.alloc(504)]))).toBe("vpc");
   });
 
-  it("refuses a qcow2 with an external data file", async () => {
-    const e = await codeOf(inspectImage(await file(qcow2({ incompatible: 4n, dataFileName: "/dev/sda" }))));
-    expect(e.code).toBe("IMAGE_HAS_DATA_FILE");
-    expect(e.message).toContain("/dev/sda");
+  it("recognizes a VDI by its signature at byte 64", () => {
+    expect(sniffFormat(vdiImage(), Buffer.alloc(512))).toBe("vdi");
   });
 
-  it("refuses VMDK and other formats as unsupported with a conversion hint", async () => {
-    const e = await codeOf(inspectImage(await file(Buffer.from("# Disk DescriptorFile\n"))));
-    expect(e.code).toBe("UNSUPPORTED_IMAGE_FORMAT");
-    expect(e.message).toContain("VMDK");
-    expect(e.hint).toContain("qemu-img convert -f vmdk -O qcow2");
-    expect((await codeOf(inspectImage(await file(Buffer.concat([Buffer.from("vhdxfile"), Buffer.alloc(504)]))))).code).toBe(
-      "UNSUPPORTED_IMAGE_FORMAT",
-    );
+  it("says null (raw) for a disk with no magic", () => {
+    expect(sniffFormat(Buffer.alloc(512), Buffer.alloc(512))).toBeNull();
   });
+});
 
-  it("refuses encrypted qcow2 and qcow2 with unknown incompatible features", async () => {
-    expect((await codeOf(inspectImage(await file(qcow2({ crypt: 2 }))))).code).toBe("UNSUPPORTED_IMAGE_FORMAT");
-    expect((await codeOf(inspectImage(await file(qcow2({ incompatible: 1n << 40n }))))).code).toBe("UNSUPPORTED_IMAGE_FORMAT");
-  });
-
-  it("accepts a dirty qcow2 but refuses one marked corrupt", async () => {
-    expect((await inspectImage(await file(qcow2({ incompatible: 1n })))).format).toBe("qcow2");
-    expect((await codeOf(inspectImage(await file(qcow2({ incompatible: 2n }))))).code).toBe("IMAGE_INVALID");
-  });
-
-  it("calls an empty file invalid", async () => {
-    const e = await codeOf(inspectImage(await file("")));
-    expect(e.code).toBe("IMAGE_INVALID");
-    expect(e.message).toContain("empty");
-  });
-
-  it("calls a truncated qcow2 header invalid", async () => {
-    const whole = qcow2();
-    for (const len of [4, 8, 40, 71, 80, 103]) {
-      const e = await codeOf(inspectImage(await file(whole.subarray(0, len))));
-      expect(e.code, `length ${len}`).toBe("IMAGE_INVALID");
-    }
-  });
-
-  it("calls a qcow2 whose backing name lies past the end of the file invalid", async () => {
-    const b = qcow2({ backing: "/images/base.qcow2" });
-    const e = await codeOf(inspectImage(await file(b.subarray(0, 120))));
-    expect(e.code).toBe("IMAGE_INVALID");
-  });
-
-  it("calls impossible qcow2 fields invalid", async () => {
-    expect((await codeOf(inspectImage(await file(qcow2({ clusterBits: 40 }))))).code).toBe("IMAGE_INVALID");
-    expect((await codeOf(inspectImage(await file(qcow2({ headerLength: 50 }))))).code).toBe("IMAGE_INVALID");
-    const badVersion = qcow2();
-    badVersion.writeUInt32BE(7, 4);
-    expect((await codeOf(inspectImage(await file(badVersion)))).code).toBe("IMAGE_INVALID");
-  });
-
-  it("calls a file that is neither an image nor sector-sized invalid, and a missing file too", async () => {
-    expect((await codeOf(inspectImage(await file("<html>not a disk</html>")))).code).toBe("IMAGE_INVALID");
-    expect((await codeOf(inspectImage(join(dir, "missing"))))).toMatchObject({ code: "IMAGE_INVALID" });
+describe("detectCompression", () => {
+  it("tells gzip and xz apart by their magic and says null for anything else", async () => {
+    expect(await detectCompression(await file(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0])))).toBe("gzip");
+    expect(await detectCompression(await file(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0, 4])))).toBe("xz");
+    expect(await detectCompression(await file(qcow2()))).toBeNull();
+    expect(await detectCompression(await file(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])))).toBeNull();
+    expect(await detectCompression(await file(""))).toBeNull();
   });
 });

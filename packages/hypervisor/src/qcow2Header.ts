@@ -1,3 +1,5 @@
+import { ImageHeaderError } from "./formats/imageReader.js";
+
 /** What a qcow2 header says about an image, read without qemu-img. */
 export interface Qcow2Header {
   version: 2 | 3;
@@ -24,7 +26,7 @@ export interface Qcow2Header {
 }
 
 /** Why a qcow2 header cannot be read. */
-export class Qcow2HeaderError extends Error {
+export class Qcow2HeaderError extends ImageHeaderError {
   constructor(message: string) {
     super(message);
     this.name = "Qcow2HeaderError";

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { IaasError } from "@iaas/contracts";
-import { detectImageFormat, inspectImage } from "./imageFormat.js";
+import { detectImageFormat } from "./imageFormat.js";
+import { inspectImage } from "./inspectImage.js";
 import { QemuImg } from "./qemuImg.js";
 import { run } from "./run.js";
 
@@ -96,14 +97,18 @@ describe("QemuImg against real qemu-img", () => {
     expect((await img.info(p, "qcow2")).virtualSize).toBe(1024 * 1024);
   });
 
-  it("checks qcow2 and reports raw as unsupported (exit 63)", async () => {
+  it("checks qcow2, vdi, vhdx, vmdk and qed, and reports raw and vpc as unsupported (exit 63)", async () => {
     const dir = await tempDir();
-    const q = join(dir, "c.qcow2");
-    const r = join(dir, "c.raw");
-    await img.create(q, "qcow2", 1024 * 1024);
-    await img.create(r, "raw", 1024 * 1024);
-    expect(await img.check(q, "qcow2")).toEqual({ ok: true, supported: true, corruptions: 0, leaks: 0, exitCode: 0 });
-    expect(await img.check(r, "raw")).toMatchObject({ supported: false, exitCode: 63 });
+    for (const format of ["qcow2", "vdi", "vhdx", "vmdk", "qed"] as const) {
+      const p = join(dir, `c.${format}`);
+      await run(["qemu-img", "create", "-q", "-f", format, p, "1M"]);
+      expect(await img.check(p, format), format).toEqual({ ok: true, supported: true, corruptions: 0, leaks: 0, exitCode: 0 });
+    }
+    for (const format of ["raw", "vpc"] as const) {
+      const p = join(dir, `c.${format}`);
+      await run(["qemu-img", "create", "-q", "-f", format, p, "1M"]);
+      expect(await img.check(p, format), format).toMatchObject({ ok: false, supported: false, exitCode: 63 });
+    }
   });
 
   it("reads the external data file of a qcow2 through info", async () => {
@@ -134,22 +139,36 @@ describe("detectImageFormat on images qemu-img made", () => {
     expect(await inspectImage(v2)).toEqual({ format: "qcow2", virtualSize: 3 * 1024 * 1024, fileSize: (await stat(v2)).size });
   });
 
-  // LUKS is left to the unit test: creating one spends 2-4 s benchmarking PBKDF and sometimes
-  // fails with "Unable to get accurate CPU usage" on a loaded machine.
+  // Our header parsers must see the virtual size qemu-img will convert, for every variant it writes.
   it.each([
-    ["vmdk", []],
-    ["vmdk", ["-o", "subformat=monolithicFlat"]],
-    ["vdi", []],
-    ["vhdx", []],
-    ["vpc", []],
-    ["vpc", ["-o", "subformat=fixed"]],
-    ["qed", []],
-  ] as const)("refuses a %s image %j as unsupported", async (format, extra) => {
+    ["qcow2", [], "10M"],
+    ["vmdk", [], "10M"],
+    ["vmdk", ["-o", "subformat=streamOptimized"], "7340544"],
+    ["vdi", [], "10M"],
+    ["vdi", ["-o", "static=on"], "3M"],
+    ["vhdx", [], "10M"],
+    ["vhdx", ["-o", "subformat=fixed"], "5M"],
+    ["vpc", [], "10M"],
+    ["vpc", ["-o", "subformat=fixed"], "3M"],
+    ["vpc", ["-o", "force_size=on"], "10M"],
+  ] as const)("agrees with qemu-img info on the virtual size of a %s image %j", async (format, extra, size) => {
     const dir = await tempDir();
     const p = join(dir, `x.${format}`);
-    await run(["qemu-img", "create", "-f", format, ...extra, p, "1M"]);
-    expect((await detectImageFormat(p)).format).toBe(format);
-    await expect(inspectImage(p)).rejects.toMatchObject({ code: "UNSUPPORTED_IMAGE_FORMAT" });
+    await run(["qemu-img", "create", "-q", "-f", format, ...extra, p, size]);
+    const info = await img.info(p, format);
+    expect(await inspectImage(p, { declaredFormat: format })).toEqual({ format, virtualSize: info.virtualSize, fileSize: (await stat(p)).size });
+  });
+
+  // LUKS is left to the unit test: creating one spends 2-4 s benchmarking PBKDF and sometimes
+  // fails with "Unable to get accurate CPU usage" on a loaded machine.
+  it("refuses a qed image as unsupported and a monolithicFlat vmdk as having extents", async () => {
+    const dir = await tempDir();
+    const qed = join(dir, "x.qed");
+    await run(["qemu-img", "create", "-q", "-f", "qed", qed, "1M"]);
+    await expect(inspectImage(qed)).rejects.toMatchObject({ code: "UNSUPPORTED_IMAGE_FORMAT" });
+    const flat = join(dir, "x.vmdk");
+    await run(["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat", flat, "1M"]);
+    await expect(inspectImage(flat)).rejects.toMatchObject({ code: "IMAGE_HAS_EXTENTS", message: expect.stringContaining("x-flat.vmdk") as string });
   });
 
   it("applies the probe limits to info and still reads a normal image", async () => {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IaasError } from "@iaas/contracts";
 import { parseImageInfo, QemuImg } from "./qemuImg.js";
+import { prlimitAvailable } from "./run.js";
 
 const OVERLAY_INFO = `{
     "backing-filename-format": "raw",
@@ -66,13 +67,15 @@ describe("QemuImg argv (with a recording stand-in for the binary)", () => {
     dir = await mkdtemp(join(tmpdir(), "qimgu-"));
     log = join(dir, "argv.log");
     const fake = join(dir, "fake-qemu-img");
-    // Records its argv, prints what each subcommand prints, and exits like qemu-img.
+    // Records its argv and the limits it runs under, prints what each subcommand prints, and exits like qemu-img.
     await writeFile(
       fake,
       `#!${process.execPath}
 const fs = require("fs");
 const args = process.argv.slice(2);
 fs.appendFileSync(${JSON.stringify(log)}, JSON.stringify(args) + "\\n");
+const as = (fs.readFileSync("/proc/self/limits", "utf8").match(/^Max address space +(\\S+)/m) || [])[1];
+fs.writeFileSync(${JSON.stringify(log)} + ".limits", JSON.stringify({ as, arenas: process.env.MALLOC_ARENA_MAX || null }));
 if (args[0] === "info") process.stdout.write('{"virtual-size": 1048576, "format": "qcow2", "filename": "x"}');
 if (args[0] === "convert") process.stdout.write("    (0.00/100%)\\r    (50.00/100%)\\r    (100.00/100%)\\r\\n");
 if (args[0] === "check" && args.includes("raw")) { process.stderr.write("qemu-img: This image format does not support checks\\n"); process.exit(63); }
@@ -81,7 +84,7 @@ if (args.includes("/fail")) { process.stderr.write("qemu-img: Could not open '/f
 `,
     );
     await chmod(fake, 0o755);
-    img = new QemuImg({ binary: fake, probeLimits: null });
+    img = new QemuImg({ binary: fake, probeLimits: null, convertLimits: null });
   });
 
   afterAll(async () => {
@@ -119,6 +122,35 @@ if (args.includes("/fail")) { process.stderr.write("qemu-img: Could not open '/f
     await img.convert("/in.raw", "raw", join(dir, "out.qcow2"), "qcow2", { onProgress: (p) => seen.push(p) });
     expect(await lastArgv()).toEqual(["convert", "-p", "-f", "raw", "-O", "qcow2", "/in.raw", join(dir, "out.qcow2")]);
     expect(seen).toEqual([0, 50, 100]);
+  });
+
+  it("adds -c and an escaped -o for convert when asked", async () => {
+    await img.convert("/in.raw", "raw", join(dir, "out.qcow2"), "qcow2", { compress: true, options: { compat: "1.1", cluster_size: "65536" } });
+    expect(await lastArgv()).toEqual(["convert", "-p", "-f", "raw", "-O", "qcow2", "-c", "-o", "compat=1.1,cluster_size=65536", "/in.raw", join(dir, "out.qcow2")]);
+    await img.convert("/in.raw", "raw", join(dir, "out.vmdk"), "vmdk", { options: { subformat: "streamOptimized" } });
+    expect(await lastArgv()).toEqual(["convert", "-p", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", "/in.raw", join(dir, "out.vmdk")]);
+  });
+
+  it.runIf(prlimitAvailable() !== null)("runs convert under its address-space limit by default, with glibc arenas capped", async () => {
+    const limited = new QemuImg({ binary: join(dir, "fake-qemu-img"), probeLimits: null });
+    await limited.convert("/in.raw", "raw", join(dir, "out.qcow2"), "qcow2");
+    expect(JSON.parse(await readFile(`${log}.limits`, "utf8"))).toEqual({ as: String(2 * 2 ** 30), arenas: "2" });
+    await img.convert("/in.raw", "raw", join(dir, "out.qcow2"), "qcow2");
+    expect(JSON.parse(await readFile(`${log}.limits`, "utf8"))).toEqual({ as: "unlimited", arenas: null });
+  });
+
+  it("refuses compression for anything but qcow2 output, and file-referencing options, before running anything", async () => {
+    const before = await readFile(log, "utf8");
+    await expect(img.convert("/in.raw", "raw", "/out.vmdk", "vmdk", { compress: true })).rejects.toThrow(/only supported for qcow2/);
+    await expect(img.convert("/in.raw", "raw", "/out.qcow2", "qcow2", { options: { data_file: "/dev/sda" } })).rejects.toThrow(/not allowed/);
+    expect(await readFile(log, "utf8")).toBe(before);
+  });
+
+  it("checks every format qemu-img can check with -f", async () => {
+    for (const format of ["qcow2", "vdi", "vhdx", "vmdk", "qed"] as const) {
+      await img.check(`/in.${format}`, format);
+      expect(await lastArgv()).toEqual(["check", "-f", format, "--output=json", `/in.${format}`]);
+    }
   });
 
   it("maps check exit codes: 63 unsupported, 3 leaks only (still ok)", async () => {

@@ -1,13 +1,17 @@
 import { rm } from "node:fs/promises";
 import { isAbsolute } from "node:path";
-import { IaasError } from "@iaas/contracts";
+import { IaasError, type ImageFormat } from "@iaas/contracts";
 import { ConvertProgressParser } from "./convertProgressParser.js";
+import { formatImageOptions } from "./qemuImgOptions.js";
 import { ProcessError, run, type ResourceLimits, type RunOptions, type RunResult } from "./run.js";
 
-/** Formats qemu-img is ever told to use (it is never left to guess). */
-export type ImageFormat = "qcow2" | "raw" | "vmdk" | "vdi" | "vhdx" | "vpc" | "qed" | "luks";
+/**
+ * Formats qemu-img is ever told to use (it is never left to guess): the importable ImageFormat
+ * values, plus qed and luks, which it can only be asked to check or inspect.
+ */
+export type QemuImgFormat = ImageFormat | "qed" | "luks";
 
-const FORMATS: ReadonlySet<string> = new Set<ImageFormat>(["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc", "qed", "luks"]);
+const FORMATS: ReadonlySet<string> = new Set<QemuImgFormat>(["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc", "qed", "luks"]);
 
 /** Typed fields of `qemu-img info --output=json`. */
 export interface ImageInfo {
@@ -43,6 +47,10 @@ export interface ConvertOptions {
   onProgress?(percent: number): void;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Compress clusters (`-c`): qcow2 output only. */
+  compress?: boolean;
+  /** Output format options (`-o k=v,...`), e.g. from exportOptions(); commas in values are escaped. */
+  options?: Readonly<Record<string, string>>;
 }
 
 export interface QemuImgOptions {
@@ -50,10 +58,16 @@ export interface QemuImgOptions {
   binary?: string;
   /**
    * Limits for `info` and `check`, which read possibly untrusted headers (a crafted image can make
-   * qemu-img burn CPU or memory). Applied with prlimit when installed. null = no limits.
+   * qemu-img burn CPU or memory), and for create, resize and createOverlay. Applied with prlimit
+   * when installed. null = no limits.
    * Default: 30 CPU seconds, 1 GiB address space.
    */
   probeLimits?: ResourceLimits | null;
+  /**
+   * Limits for `convert`, which reads the same untrusted images for as long as the copy takes (so
+   * no CPU limit by default). null = no limits. Default: 2 GiB address space.
+   */
+  convertLimits?: ResourceLimits | null;
   /** Timeout for everything but convert. Default 120 s. */
   timeoutMs?: number;
 }
@@ -120,17 +134,20 @@ function argSize(bytes: number): string {
 export class QemuImg {
   readonly binary: string;
   private readonly probeLimits: ResourceLimits | undefined;
+  private readonly convertLimits: ResourceLimits | undefined;
   private readonly timeoutMs: number;
 
   constructor(opts: QemuImgOptions = {}) {
     this.binary = opts.binary ?? "qemu-img";
-    const limits = opts.probeLimits === undefined ? { cpuSeconds: 30, addressSpaceBytes: 2 ** 30 } : opts.probeLimits;
-    this.probeLimits = limits ?? undefined;
+    const probe = opts.probeLimits === undefined ? { cpuSeconds: 30, addressSpaceBytes: 2 ** 30 } : opts.probeLimits;
+    this.probeLimits = probe ?? undefined;
+    const convert = opts.convertLimits === undefined ? { addressSpaceBytes: 2 * 2 ** 30 } : opts.convertLimits;
+    this.convertLimits = convert ?? undefined;
     this.timeoutMs = opts.timeoutMs ?? 120_000;
   }
 
   /** `qemu-img info -f FORMAT --output=json [-U] PATH`. `allowShared` reads an image a running VM holds. */
-  async info(path: string, format: ImageFormat, opts: { allowShared?: boolean; signal?: AbortSignal } = {}): Promise<ImageInfo> {
+  async info(path: string, format: QemuImgFormat, opts: { allowShared?: boolean; signal?: AbortSignal } = {}): Promise<ImageInfo> {
     const args = ["info", "-f", argFormat(format, "format"), "--output=json"];
     if (opts.allowShared === true) args.push("-U");
     args.push(argPath(path, "path"));
@@ -138,40 +155,55 @@ export class QemuImg {
     return parseImageInfo(r.stdout);
   }
 
+  // Every call runs under limits: create, resize and createOverlay under the probe limits (they
+  // open at most our own images, briefly), convert under the convert limits.
+
   /** `qemu-img create -f FORMAT PATH SIZE`: a new empty image. */
   async create(path: string, format: "qcow2" | "raw", sizeBytes: number): Promise<void> {
-    await this.exec(["create", "-f", argFormat(format, "format"), argPath(path, "path"), argSize(sizeBytes)]);
+    await this.exec(["create", "-f", argFormat(format, "format"), argPath(path, "path"), argSize(sizeBytes)], { limits: this.probeLimits });
   }
 
   /**
    * `qemu-img create -f qcow2 -b BACKING -F FMT OVERLAY [SIZE]`: a copy-on-write disk on an image.
    * The backing path is stored in the overlay as given, so it must be absolute.
    */
-  async createOverlay(overlay: string, backing: string, backingFormat: ImageFormat, sizeBytes?: number): Promise<void> {
+  async createOverlay(overlay: string, backing: string, backingFormat: QemuImgFormat, sizeBytes?: number): Promise<void> {
     const args = ["create", "-f", "qcow2", "-b", argPath(backing, "backing"), "-F", argFormat(backingFormat, "backingFormat")];
     args.push(argPath(overlay, "overlay"));
     if (sizeBytes !== undefined) args.push(argSize(sizeBytes));
-    await this.exec(args);
+    await this.exec(args, { limits: this.probeLimits });
   }
 
   /** `qemu-img resize -f FORMAT [--shrink] PATH SIZE`. */
-  async resize(path: string, format: ImageFormat, sizeBytes: number, opts: { shrink?: boolean } = {}): Promise<void> {
+  async resize(path: string, format: QemuImgFormat, sizeBytes: number, opts: { shrink?: boolean } = {}): Promise<void> {
     const args = ["resize", "-f", argFormat(format, "format")];
     if (opts.shrink === true) args.push("--shrink");
     args.push(argPath(path, "path"), argSize(sizeBytes));
-    await this.exec(args);
+    await this.exec(args, { limits: this.probeLimits });
   }
 
   /**
-   * `qemu-img convert -p -f SRC_FMT -O DST_FMT SRC DST`, reporting progress from `-p`. On failure
-   * or abort the partly written destination is removed.
+   * `qemu-img convert -p -f SRC_FMT -O DST_FMT [-c] [-o OPTS] SRC DST`, reporting progress from
+   * `-p`, under the convert limits. On failure or abort the partly written destination is removed.
    */
-  async convert(src: string, srcFormat: ImageFormat, dst: string, dstFormat: ImageFormat, opts: ConvertOptions = {}): Promise<void> {
+  async convert(src: string, srcFormat: QemuImgFormat, dst: string, dstFormat: QemuImgFormat, opts: ConvertOptions = {}): Promise<void> {
     const args = ["convert", "-p", "-f", argFormat(srcFormat, "srcFormat"), "-O", argFormat(dstFormat, "dstFormat")];
+    if (opts.compress === true) {
+      if (dstFormat !== "qcow2") {
+        throw new IaasError("QEMU_IMG_FAILED", `compression (-c) is only supported for qcow2 output, not ${dstFormat}`, {
+          retryable: false,
+          hint: "export as qcow2 to compress; vmdk exports are already compressed (subformat=streamOptimized)",
+        });
+      }
+      args.push("-c");
+    }
+    const o = formatImageOptions(opts.options ?? {});
+    if (o !== null) args.push("-o", o);
     args.push(argPath(src, "src"), argPath(dst, "dst"));
     const parser = new ConvertProgressParser();
     try {
       await this.exec(args, {
+        limits: this.convertLimits,
         signal: opts.signal,
         timeoutMs: opts.timeoutMs ?? 0,
         onStdout: (chunk) => {
@@ -185,8 +217,11 @@ export class QemuImg {
     if (parser.percent !== 100) opts.onProgress?.(100);
   }
 
-  /** `qemu-img check -f FORMAT --output=json PATH`. */
-  async check(path: string, format: ImageFormat, opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
+  /**
+   * `qemu-img check -f FORMAT --output=json PATH`: qcow2, vdi, vhdx, vmdk and qed are checked;
+   * raw and vpc have no check (`supported: false`, exit 63).
+   */
+  async check(path: string, format: QemuImgFormat, opts: { signal?: AbortSignal } = {}): Promise<CheckResult> {
     const args = ["check", "-f", argFormat(format, "format"), "--output=json", argPath(path, "path")];
     // 2 = corruptions found, 3 = leaks only, 63 = format cannot be checked; 1 (check failed) throws.
     const r = await this.exec(args, { allowExitCodes: [2, 3, 63], limits: this.probeLimits, signal: opts.signal });
@@ -205,6 +240,9 @@ export class QemuImg {
   private async exec(args: string[], opts: RunOptions = {}): Promise<RunResult> {
     const argv = [this.binary, ...args];
     const runOpts: RunOptions = { ...opts };
+    // glibc reserves 64 MiB of address space per thread arena, which would make an address-space
+    // limit measure thread count rather than memory use; two arenas are plenty for qemu-img.
+    if (opts.limits !== undefined) runOpts.env = { ...process.env, MALLOC_ARENA_MAX: "2" };
     // timeoutMs 0 means "no timeout" (convert of a large image).
     if (opts.timeoutMs === 0) delete runOpts.timeoutMs;
     else runOpts.timeoutMs = opts.timeoutMs ?? this.timeoutMs;

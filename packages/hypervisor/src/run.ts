@@ -1,6 +1,11 @@
 import { spawn } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { delimiter, join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { ProcessError, type ProcessFailure } from "./processError.js";
+
+export { ProcessError, tailOf, type ProcessFailure } from "./processError.js";
 
 /** Resource limits applied to the child with `prlimit` (util-linux), when it is installed. */
 export interface ResourceLimits {
@@ -20,8 +25,19 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   onStdout?(chunk: string): void;
   onStderr?(chunk: string): void;
-  /** Written to the child's stdin, which is then closed. Without it stdin is /dev/null. */
+  /** Written to the child's stdin, which is then closed. Without it (or `stdin`) stdin is /dev/null. */
   input?: string | Uint8Array;
+  /**
+   * Streamed into the child's stdin instead of `input` (e.g. a file's read stream). run() consumes
+   * it and destroys it when the process ends; an error reading it kills the process (reason "io").
+   */
+  stdin?: Readable;
+  /**
+   * The child's stdout is piped into this stream instead of being collected (`onStdout` and
+   * `RunResult.stdout` then see nothing). run() settles only after the stream has finished; an
+   * error writing to it (a full disk, a size limit) kills the process (reason "io").
+   */
+  stdout?: Writable;
   /** Exit codes besides 0 that count as success (`qemu-img check` exits 63 on formats it cannot check). */
   allowExitCodes?: readonly number[];
   /** Time between SIGTERM and SIGKILL when the process is killed. Default 2000 ms. */
@@ -33,93 +49,13 @@ export interface RunOptions {
   limits?: ResourceLimits;
 }
 
+const STDERR_KEEP_CHARS = 64 * 1024;
+
 export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
   durationMs: number;
-}
-
-/** Why a process did not succeed. */
-export type ProcessFailure = "exit" | "signal" | "timeout" | "aborted" | "spawn";
-
-const STDERR_TAIL_BYTES = 2048;
-const STDERR_KEEP_CHARS = 64 * 1024;
-
-/** A process that could not start, exited non-zero, died of a signal, timed out or was aborted. */
-export class ProcessError extends Error {
-  readonly argv: readonly string[];
-  readonly reason: ProcessFailure;
-  readonly exitCode: number | null;
-  readonly exitSignal: NodeJS.Signals | null;
-  /** The last ~2 KB of stderr. */
-  readonly stderrTail: string;
-  readonly stdout: string;
-  readonly durationMs: number;
-
-  constructor(fields: {
-    argv: readonly string[];
-    reason: ProcessFailure;
-    exitCode: number | null;
-    exitSignal: NodeJS.Signals | null;
-    stderr: string;
-    stdout: string;
-    durationMs: number;
-    cause?: unknown;
-  }) {
-    const tail = tailOf(fields.stderr, STDERR_TAIL_BYTES);
-    super(describeFailure(fields.argv, fields, tail), fields.cause === undefined ? undefined : { cause: fields.cause });
-    this.name = "ProcessError";
-    this.argv = fields.argv;
-    this.reason = fields.reason;
-    this.exitCode = fields.exitCode;
-    this.exitSignal = fields.exitSignal;
-    this.stderrTail = tail;
-    this.stdout = fields.stdout;
-    this.durationMs = fields.durationMs;
-  }
-}
-
-function describeFailure(
-  argv: readonly string[],
-  f: { reason: ProcessFailure; exitCode: number | null; exitSignal: NodeJS.Signals | null; durationMs: number; cause?: unknown },
-  tail: string,
-): string {
-  const cmd = argv.map(quoteForDisplay).join(" ");
-  let what: string;
-  switch (f.reason) {
-    case "exit":
-      what = `exited with code ${String(f.exitCode)}`;
-      break;
-    case "signal":
-      what = `was killed by ${String(f.exitSignal)}`;
-      break;
-    case "timeout":
-      what = `timed out after ${f.durationMs} ms and was killed`;
-      break;
-    case "aborted":
-      what = "was aborted and killed";
-      break;
-    case "spawn":
-      what = `could not be started (${f.cause instanceof Error ? f.cause.message : String(f.cause)})`;
-      break;
-  }
-  const trimmed = tail.trim();
-  return `${cmd} ${what}${trimmed === "" ? "" : `: ${trimmed}`}`;
-}
-
-function quoteForDisplay(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
-}
-
-/** The last `maxBytes` bytes of `text` (cut at a character boundary). */
-export function tailOf(text: string, maxBytes: number): string {
-  const buf = Buffer.from(text, "utf8");
-  if (buf.length <= maxBytes) return text;
-  let start = buf.length - maxBytes;
-  // Skip UTF-8 continuation bytes so the tail starts on a whole character.
-  while (start < buf.length && ((buf[start] ?? 0) & 0xc0) === 0x80) start++;
-  return buf.subarray(start).toString("utf8");
 }
 
 let prlimitCache: string | null | undefined;
@@ -172,6 +108,7 @@ function positiveInt(n: number, what: string): number {
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const program = argv[0];
   if (program === undefined || program === "") return Promise.reject(new TypeError("run: argv must name a program"));
+  if (opts.input !== undefined && opts.stdin !== undefined) return Promise.reject(new TypeError("run: give either input or stdin, not both"));
   const allowed = new Set([0, ...(opts.allowExitCodes ?? [])]);
   const graceMs = opts.killGraceMs ?? 2000;
   const started = performance.now();
@@ -181,6 +118,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     let stdout = "";
     let stderr = "";
     const fail = (reason: ProcessFailure, exitCode: number | null, exitSignal: NodeJS.Signals | null, cause?: unknown): void => {
+      opts.stdin?.destroy();
       reject(new ProcessError({ argv, reason, exitCode, exitSignal, stderr, stdout, durationMs: elapsed(), cause }));
     };
 
@@ -201,19 +139,25 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       cwd: opts.cwd,
       env: opts.env,
       shell: false,
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdio: [opts.input === undefined && opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       windowsHide: true,
     });
 
-    let killedFor: "timeout" | "aborted" | null = null;
+    let killedFor: "timeout" | "aborted" | "io" | null = null;
+    let ioError: unknown;
     let killTimer: NodeJS.Timeout | undefined;
     let settled = false;
 
-    const kill = (why: "timeout" | "aborted"): void => {
+    const kill = (why: "timeout" | "aborted" | "io"): void => {
       if (killedFor !== null || settled) return;
       killedFor = why;
       child.kill("SIGTERM");
       killTimer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    };
+    const ioFailed = (err: unknown): void => {
+      if (killedFor !== null || settled) return;
+      ioError = err;
+      kill("io");
     };
 
     const timeoutTimer = opts.timeoutMs === undefined ? undefined : setTimeout(() => kill("timeout"), opts.timeoutMs);
@@ -227,13 +171,18 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
       opts.signal?.removeEventListener("abort", onAbort);
     };
 
-    // Both are pipes (stdio above); the types cannot see that through the computed stdio array.
-    child.stdout?.setEncoding("utf8");
+    // All three are pipes when used (stdio above); the types cannot see that through the computed stdio array.
+    let stdoutDone: Promise<void> = Promise.resolve();
+    if (opts.stdout !== undefined && child.stdout !== null) {
+      stdoutDone = pipeline(child.stdout, opts.stdout).catch((err: unknown) => ioFailed(err));
+    } else {
+      child.stdout?.setEncoding("utf8");
+      child.stdout?.on("data", (chunk: string) => {
+        stdout += chunk;
+        opts.onStdout?.(chunk);
+      });
+    }
     child.stderr?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      stdout += chunk;
-      opts.onStdout?.(chunk);
-    });
     child.stderr?.on("data", (chunk: string) => {
       stderr += chunk;
       if (stderr.length > STDERR_KEEP_CHARS * 2) stderr = stderr.slice(-STDERR_KEEP_CHARS);
@@ -243,7 +192,12 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     if (child.stdin !== null) {
       // A child that exits without reading its input gives EPIPE; its exit status tells the story.
       child.stdin.on("error", () => undefined);
-      child.stdin.end(opts.input);
+      if (opts.stdin !== undefined) {
+        opts.stdin.on("error", ioFailed);
+        opts.stdin.pipe(child.stdin);
+      } else {
+        child.stdin.end(opts.input);
+      }
     }
 
     child.on("error", (err) => {
@@ -254,16 +208,21 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
 
     child.on("close", (code, sig) => {
       if (settled) return;
-      cleanup();
-      if (killedFor !== null) {
-        fail(killedFor, code, sig);
-      } else if (sig !== null) {
-        fail("signal", null, sig);
-      } else if (code !== null && allowed.has(code)) {
-        resolve({ code, stdout, stderr, durationMs: elapsed() });
-      } else {
-        fail("exit", code, null);
-      }
+      // Output piped elsewhere must be flushed (or have failed) before the result is known.
+      void stdoutDone.then(() => {
+        if (settled) return;
+        cleanup();
+        opts.stdin?.destroy();
+        if (killedFor !== null) {
+          fail(killedFor, code, sig, killedFor === "io" ? ioError : undefined);
+        } else if (sig !== null) {
+          fail("signal", null, sig);
+        } else if (code !== null && allowed.has(code)) {
+          resolve({ code, stdout, stderr, durationMs: elapsed() });
+        } else {
+          fail("exit", code, null);
+        }
+      });
     });
   });
 }
