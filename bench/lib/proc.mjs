@@ -63,11 +63,19 @@ export function startChild(name, script, env) {
     /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
     async stop(graceMs = 5000) {
       stopping = true;
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-      await exited;
-      clearTimeout(timer);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      // Whatever the child started in its process group and left behind (e.g. a qemu-img of a job
+      // that was still running): the group id is the child's pid, since it was spawned detached.
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // ESRCH: nothing left
+      }
     },
   };
 }

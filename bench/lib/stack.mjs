@@ -22,11 +22,13 @@ async function deleteKeys(redis, prefix) {
  * Starts everything; `stack.cleanup()` must be called in every case (safe more than once). On a
  * signal call `stack.interrupt()` instead, which also covers a start() still in progress.
  */
-export function createStack({ root, redisUrl, hostId, clients }) {
+export function createStack({ root, redisUrl, hostId, clients, workerEnv = () => ({}) }) {
   const token = randomBytes(4).toString("hex");
   const stack = { prefix: `bench-${token}`, rawPrefix: `bench-${token}-raw`, hostId };
   const cleanups = [];
   let cleaning;
+  /** Registers an extra cleanup step; steps run in reverse order of registration. */
+  stack.defer = (what, fn) => (cleaning ? cleaning.then(fn) : cleanups.push([what, fn]));
   stack.cleanup = () =>
     (cleaning ??= (async () => {
       const done = [];
@@ -77,6 +79,8 @@ export function createStack({ root, redisUrl, hostId, clients }) {
 
     const tmp = await mkdtemp("/tmp/bj-");
     cleanups.push([`remove ${tmp}`, () => rm(tmp, { recursive: true, force: true })]);
+    stack.tmp = tmp;
+    stack.imageStore = path.join(tmp, "img");
     checkpoint();
     const database = await createTestDatabase().catch((err) => {
       throw new Error(`cannot create a throw-away database on ${process.env.DATABASE_URL}: ${err.message}`);
@@ -92,6 +96,7 @@ export function createStack({ root, redisUrl, hostId, clients }) {
     cleanups.push(["stop api", () => api.stop()]);
     const worker = startChild("worker", path.join(root, "apps/worker/dist/main.js"), {
       ...common, IAAS_HOST_ID: hostId, IAAS_ACCEL: "tcg", IAAS_CONCURRENCY: "50", IAAS_DATA_DIR: path.join(tmp, "data"), IAAS_SHUTDOWN_GRACE_SECONDS: "2",
+      ...workerEnv(tmp),
     });
     cleanups.push(["stop worker", () => worker.stop()]);
     children.push(api, worker);
@@ -99,7 +104,8 @@ export function createStack({ root, redisUrl, hostId, clients }) {
     /** Rejects as soon as the API or the worker dies; race every phase against it. */
     stack.crashed = Promise.race([api.crashed, worker.crashed]);
 
-    stack.api = createClient(`http://127.0.0.1:${port}`, clients);
+    stack.baseUrl = `http://127.0.0.1:${port}`;
+    stack.api = createClient(stack.baseUrl, clients);
     cleanups.push(["close http agent", () => stack.api.close()]);
     const ready = async () => {
       await waitFor("the API's /readyz", async () => (await stack.api.get("/readyz")).status === 200);

@@ -1,4 +1,4 @@
-// Small statistics and formatting helpers for bench/jobs.mjs.
+// Small statistics and formatting helpers for the benches (bench/jobs.mjs, bench/images.mjs).
 
 /** Nearest-rank percentile of an array of numbers (p in 0..100). */
 export function percentile(values, p) {
@@ -22,4 +22,12 @@ export function table(header, rows) {
   const widths = header.map((_, i) => Math.max(...all.map((r) => String(r[i] ?? "").length)));
   const line = (r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("   ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("   "), ...rows.map(line)].join("\n");
+}
+
+/** Median of an array of numbers (mean of the two middle values for an even count). */
+export function median(values) {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
