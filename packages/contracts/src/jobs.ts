@@ -28,7 +28,13 @@ export const JobPayloads = {
     imageId: z.string(),
     source: z.discriminatedUnion("type", [
       /** Staged upload, relative to the image store root. */
-      z.object({ type: z.literal("upload"), stagingFile: z.string(), sizeBytes: z.number().int().nonnegative() }),
+      z.object({
+        type: z.literal("upload"),
+        stagingFile: z.string(),
+        sizeBytes: z.number().int().nonnegative(),
+        /** sha256 computed by the API while the bytes streamed in (absent for a resumed upload). */
+        sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+      }),
       z.object({ type: z.literal("url"), url: z.string() }),
       z.object({ type: z.literal("path"), path: z.string() }),
     ]),

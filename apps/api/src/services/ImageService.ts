@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
@@ -123,8 +124,9 @@ export class ImageService {
     this.writing.add(image.id);
     let offset: number;
     let total: number | null;
+    let sha256: string | null;
     try {
-      ({ offset, total } = await this.receive(image, body, headers));
+      ({ offset, total, sha256 } = await this.receive(image, body, headers));
     } finally {
       this.writing.delete(image.id);
     }
@@ -137,7 +139,11 @@ export class ImageService {
       return {
         spec: {
           type: "image.import",
-          payload: { imageId: image.id, source: { type: "upload", stagingFile: stagingFileOf(image.id), sizeBytes }, dedupe: false },
+          payload: {
+            imageId: image.id,
+            source: { type: "upload", stagingFile: stagingFileOf(image.id), sizeBytes, ...(sha256 ? { sha256 } : {}) },
+            dedupe: false,
+          },
           hostId,
           imageId: image.id,
           targetName: image.name,
@@ -148,7 +154,15 @@ export class ImageService {
     return { kind: "job", submitted };
   }
 
-  private async receive(image: Image, body: Readable, headers: { contentLength: number | null; contentRange: string | null }): Promise<{ offset: number; total: number | null }> {
+  /**
+   * Writes the body to the staging file. When this request carries the file from its first byte,
+   * its sha256 is computed on the way (a resumed upload leaves that to the import job).
+   */
+  private async receive(
+    image: Image,
+    body: Readable,
+    headers: { contentLength: number | null; contentRange: string | null },
+  ): Promise<{ offset: number; total: number | null; sha256: string | null }> {
     await mkdir(path.join(this.store, "staging"), { recursive: true });
     const staging = path.join(this.store, stagingFileOf(image.id));
     const declared = image.uploadLength === null ? null : Number(image.uploadLength);
@@ -176,8 +190,10 @@ export class ImageService {
     // A whole-file upload replaces whatever a previous attempt left; a range appends.
     const out = createWriteStream(headers.contentRange === null ? `${staging}.whole` : staging, { flags: headers.contentRange === null ? "w" : "a" });
     let received = 0;
+    const hash = start === 0 ? createHash("sha256") : null;
     body.on("data", (chunk: Buffer) => {
       received += chunk.length;
+      hash?.update(chunk);
       if (start + received > limit) body.destroy(new IaasError("IMAGE_TOO_LARGE", `upload is larger than the ${formatSize(limit)} announced`, { hint: "send the declared number of bytes" }));
     });
     try {
@@ -196,9 +212,10 @@ export class ImageService {
         await rm(staging, { force: true });
         throw new IaasError("IMAGE_INVALID", "the uploaded file is empty", { hint: "check the --file path points at a disk image" });
       }
-      return { offset: size, total: total ?? size };
+      return { offset: size, total: total ?? size, sha256: hash && size === received ? hash.digest("hex") : null };
     }
-    return { offset: await this.uploadOffset(image), total };
+    const offset = await this.uploadOffset(image);
+    return { offset, total, sha256: hash && offset === received ? hash.digest("hex") : null };
   }
 
   async remove(ref: string, meta: RequestMeta): Promise<Submitted<Image>> {
