@@ -14,6 +14,13 @@ const API_MAIN = path.join(ROOT, "apps/api/dist/main.js");
 const WORKER_MAIN = path.join(ROOT, "apps/worker/dist/main.js");
 const CLI_MAIN = path.join(ROOT, "apps/cli/dist/main.js");
 
+export interface StackOptions {
+  /** Extra environment for every worker (e.g. IAAS_URL_ALLOW_LIST, IAAS_IMPORT_DIR, IAAS_MAX_IMAGE_VIRTUAL_SIZE). */
+  workerEnv?: NodeJS.ProcessEnv;
+  /** Extra environment for the API. */
+  apiEnv?: NodeJS.ProcessEnv;
+}
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -65,17 +72,18 @@ export class Stack {
     readonly redisUrl: string,
     readonly prefix: string,
     readonly db: PrismaClient,
+    private readonly options: StackOptions = {},
   ) {}
 
-  static async start(hosts: string[]): Promise<Stack> {
+  static async start(hosts: string[], options: StackOptions = {}): Promise<Stack> {
     const dir = await mkdtemp("/tmp/ie-");
     const database = await createTestDatabase();
     const redisUrl = await testRedisUrl();
-    const stack = new Stack(dir, database, redisUrl, `e2e-${randomBytes(4).toString("hex")}`, createPrismaClient(database.url));
+    const stack = new Stack(dir, database, redisUrl, `e2e-${randomBytes(4).toString("hex")}`, createPrismaClient(database.url), options);
     try {
       const port = await freePort();
       stack.url = `http://127.0.0.1:${port}`;
-      stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500" });
+      stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500", ...options.apiEnv });
       await eventually("the API to be ready", async () => (await fetch(`${stack.url}/readyz`)).ok, 90_000);
       for (const host of hosts) await stack.startWorker(host);
     } catch (err) {
@@ -122,6 +130,7 @@ export class Stack {
       IAAS_HOST_CPUS: "4",
       IAAS_HOST_MEMORY: "2G",
       IAAS_HOST_DISK: "20G",
+      ...this.options.workerEnv,
     });
     this.workers.set(hostId, child);
     await eventually(`worker ${hostId} to register`, async () => {
@@ -154,6 +163,23 @@ export class Stack {
       if (typeof e.code !== "number") throw err;
       return { code: e.code, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
     }
+  }
+
+  /** Starts the CLI without waiting for it: the child (to signal it) and its outcome. */
+  cliBackground(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliResult> } {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], {
+      env: { PATH: process.env.PATH, HOME: this.dir, IAAS_URL: this.url, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+    const done = new Promise<CliResult>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+    });
+    return { child, done };
   }
 
   /** Runs the CLI with `-o json` and parses its output, failing with the CLI's stderr. */

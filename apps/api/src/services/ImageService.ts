@@ -4,7 +4,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { formatSize, IaasError, type ImageCreateRequest } from "@iaas/contracts";
+import { formatSize, IaasError, ImageFormat, type ImageCreateRequest } from "@iaas/contracts";
 import { isUniqueViolation, type Image, type Prisma, type PrismaClient } from "@iaas/db";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { pickWorkHost } from "./pickWorkHost.js";
@@ -61,6 +61,8 @@ export class ImageService {
       originType: source.type,
       originLocation: source.type === "url" ? source.url : source.type === "path" ? source.path : null,
       uploadLength: source.type === "upload" && source.size !== undefined ? BigInt(source.size) : null,
+      declaredFormat: req.format ?? null,
+      expectedSha256: req.sha256 ?? null,
     };
     if (source.type === "upload") {
       return { kind: "awaiting-upload", image: await this.insert(this.db, data) };
@@ -142,6 +144,8 @@ export class ImageService {
           payload: {
             imageId: image.id,
             source: { type: "upload", stagingFile: stagingFileOf(image.id), sizeBytes, ...(sha256 ? { sha256 } : {}) },
+            ...(locked.declaredFormat && isImageFormat(locked.declaredFormat) ? { declaredFormat: locked.declaredFormat } : {}),
+            ...(locked.expectedSha256 ? { expectedSha256: locked.expectedSha256 } : {}),
             dedupe: false,
           },
           hostId,
@@ -244,6 +248,10 @@ export class ImageService {
       };
     });
   }
+}
+
+function isImageFormat(value: string): value is ImageFormat {
+  return ImageFormat.safeParse(value).success;
 }
 
 function assertHttpUrl(raw: string): void {

@@ -1,6 +1,6 @@
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { formatSize, IaasError } from "@iaas/contracts";
+import { formatSize, IaasError, type JobResult } from "@iaas/contracts";
 import { decompress, detectCompression, inspectImage } from "@iaas/hypervisor";
 import { safeDownload } from "../download/safeDownload.js";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
@@ -68,97 +68,33 @@ export const imageImport: JobHandler<"image.import"> = {
     if (image.state === "ready" && image.path && image.sourceFormat && image.virtualSize !== null && image.storedSize !== null && image.sha256) {
       return { imageId, sourceFormat: image.sourceFormat, virtualSize: Number(image.virtualSize), storedSize: Number(image.storedSize), sha256: image.sha256 };
     }
-    const files = workFiles(ctx);
     const source = await acquire(ctx);
     const size = (await stat(source)).size;
 
     // The sha256 of the content as delivered: known from the upload, or computed here — first when
-    // dedupe needs it to decide, otherwise alongside the conversion (hashing is slower than
-    // qemu-img convert, so running them one after the other would double the import's time).
+    // a checksum must be verified or dedupe must decide before anything opens the content,
+    // otherwise alongside the conversion (hashing is slower than qemu-img convert, so running them
+    // one after the other would double the import's time).
     const known = ctx.payload.source.type === "upload" ? ctx.payload.source.sha256 : undefined;
+    const hashAbort = new AbortController();
+    const stopHashing = () => hashAbort.abort();
+    ctx.signal.addEventListener("abort", stopHashing, { once: true });
     let hashing: Promise<string>;
     if (known) {
       hashing = Promise.resolve(known);
-    } else if (ctx.payload.dedupe) {
+    } else if (ctx.payload.dedupe || ctx.payload.expectedSha256) {
       hashing = Promise.resolve(await hashFile(source, phaseProgress(ctx.progress, "verify", size, { from: 40, to: 50 }), ctx.signal));
     } else {
-      hashing = hashFile(source, undefined, ctx.signal);
+      hashing = hashFile(source, undefined, hashAbort.signal);
       hashing.catch(() => undefined);
     }
-    if (ctx.payload.dedupe) {
-      const sha256 = await hashing;
-      const same = await ctx.db.image.findFirst({ where: { sha256, state: "ready", id: { not: imageId } } });
-      if (same) {
-        assertExpected(ctx, sha256);
-        await ctx.note(`the same content is already stored as image '${same.name}'; reusing it (--dedupe)`);
-        await cleanup(ctx);
-        await ctx.db.image.delete({ where: { id: imageId } });
-        return { imageId: same.id, sourceFormat: same.sourceFormat ?? "qcow2", virtualSize: Number(same.virtualSize ?? 0), storedSize: Number(same.storedSize ?? 0), sha256, deduplicatedTo: { id: same.id, name: same.name } };
-      }
+    try {
+      return await importContent(ctx, source, size, hashing);
+    } finally {
+      // An import that failed half-way must not leave the parallel hash reading on.
+      stopHashing();
+      ctx.signal.removeEventListener("abort", stopHashing);
     }
-
-    let imageFile = source;
-    const compression = await detectCompression(source);
-    if (compression) {
-      const progress = phaseProgress(ctx.progress, "decompress", size, { from: 50, to: 60 });
-      await decompress(source, files.decompressed, compression, {
-        signal: ctx.signal,
-        maxOutputBytes: ctx.importConfig.maxVirtualSize + 1024 * 1024,
-        onProgress: (bytesIn) => progress.at(bytesIn),
-      });
-      await progress.finish();
-      await ctx.note(`decompressed ${compression}: ${formatSize((await stat(files.decompressed)).size)}`);
-      imageFile = files.decompressed;
-    }
-
-    await ctx.progress({ phase: "inspect", percent: 60, message: "reading the image header" });
-    const inspected = await inspectImage(imageFile, {
-      ...(ctx.payload.declaredFormat ? { declaredFormat: ctx.payload.declaredFormat } : {}),
-      maxVirtualSize: ctx.importConfig.maxVirtualSize,
-    });
-    const info = await ctx.qemuImg.info(imageFile, inspected.format, { signal: ctx.signal });
-    if (info.backingFilename !== null || info.dataFile !== null) {
-      throw new IaasError("IMAGE_HAS_BACKING_FILE", "qemu-img reports a backing or data file that the header check did not see", { hint: "upload a self-contained image" });
-    }
-    await ctx.note(`format ${inspected.format}, virtual size ${formatSize(info.virtualSize)}`);
-    // raw and vpc have no consistency check (qemu-img exits 63): do not spawn it for nothing.
-    if (inspected.format !== "raw" && inspected.format !== "vpc") {
-      const check = await ctx.qemuImg.check(imageFile, inspected.format, { signal: ctx.signal });
-      if (check.supported && !check.ok) {
-        throw new IaasError("IMAGE_INVALID", `qemu-img check found ${check.corruptions} corruption(s)`, { hint: "repair it (`qemu-img check -r all`) and import it again" });
-      }
-    }
-
-    await mkdir(path.dirname(files.target), { recursive: true });
-    const convert = phaseProgress(ctx.progress, "convert", info.virtualSize, { from: 62, to: 99 });
-    await ctx.qemuImg.convert(imageFile, inspected.format, files.partial, "qcow2", {
-      signal: ctx.signal,
-      onProgress: (percent) => convert.at((percent / 100) * info.virtualSize),
-    });
-    await convert.finish();
-    const sha256 = await hashing;
-    assertExpected(ctx, sha256);
-    const same = await ctx.db.image.findFirst({ where: { sha256, state: "ready", id: { not: imageId } } });
-    if (same) await ctx.note(`the same content is already stored as image '${same.name}' (sha256 ${sha256}); stored again — use --dedupe to reuse it`, "warn");
-    await rename(files.partial, files.target);
-    const storedSize = (await stat(files.target)).size;
-    await ctx.db.image.update({
-      where: { id: imageId },
-      data: {
-        state: "ready",
-        path: storedImagePath(imageId),
-        sourceFormat: inspected.format,
-        compression,
-        virtualSize: BigInt(info.virtualSize),
-        storedSize: BigInt(storedSize),
-        sha256,
-        errorCode: null,
-        errorMessage: null,
-        errorHint: null,
-      },
-    });
-    await cleanup(ctx);
-    return { imageId, sourceFormat: inspected.format, virtualSize: info.virtualSize, storedSize, sha256 };
   },
   async settle(ctx, error) {
     const files = workFiles(ctx);
@@ -174,6 +110,87 @@ export const imageImport: JobHandler<"image.import"> = {
       ? `content already stored as image '${r.deduplicatedTo.name}'; reused it`
       : `image ready: ${r.sourceFormat} → qcow2, virtual size ${formatSize(r.virtualSize)}, sha256 ${r.sha256}`,
 };
+
+/** Everything after the content is on this host: dedupe, decompress, inspect, check, convert, record. */
+async function importContent(ctx: Ctx, source: string, size: number, hashing: Promise<string>): Promise<JobResult<"image.import">> {
+  const { imageId } = ctx.payload;
+  const files = workFiles(ctx);
+  if (ctx.payload.expectedSha256) assertExpected(ctx, await hashing);
+  if (ctx.payload.dedupe) {
+    const sha256 = await hashing;
+    const same = await ctx.db.image.findFirst({ where: { sha256, state: "ready", id: { not: imageId } } });
+    if (same) {
+      assertExpected(ctx, sha256);
+      await ctx.note(`the same content is already stored as image '${same.name}'; reusing it (--dedupe)`);
+      await cleanup(ctx);
+      await ctx.db.image.delete({ where: { id: imageId } });
+      return { imageId: same.id, sourceFormat: same.sourceFormat ?? "qcow2", virtualSize: Number(same.virtualSize ?? 0), storedSize: Number(same.storedSize ?? 0), sha256, deduplicatedTo: { id: same.id, name: same.name } };
+    }
+  }
+
+  let imageFile = source;
+  const compression = await detectCompression(source);
+  if (compression) {
+    const progress = phaseProgress(ctx.progress, "decompress", size, { from: 50, to: 60 });
+    await decompress(source, files.decompressed, compression, {
+      signal: ctx.signal,
+      maxOutputBytes: ctx.importConfig.maxVirtualSize + 1024 * 1024,
+      onProgress: (bytesIn) => progress.at(bytesIn),
+    });
+    await progress.finish();
+    await ctx.note(`decompressed ${compression}: ${formatSize((await stat(files.decompressed)).size)}`);
+    imageFile = files.decompressed;
+  }
+
+  await ctx.progress({ phase: "inspect", percent: 60, message: "reading the image header" });
+  const inspected = await inspectImage(imageFile, {
+    ...(ctx.payload.declaredFormat ? { declaredFormat: ctx.payload.declaredFormat } : {}),
+    maxVirtualSize: ctx.importConfig.maxVirtualSize,
+  });
+  const info = await ctx.qemuImg.info(imageFile, inspected.format, { signal: ctx.signal });
+  if (info.backingFilename !== null || info.dataFile !== null) {
+    throw new IaasError("IMAGE_HAS_BACKING_FILE", "qemu-img reports a backing or data file that the header check did not see", { hint: "upload a self-contained image" });
+  }
+  await ctx.note(`format ${inspected.format}, virtual size ${formatSize(info.virtualSize)}`);
+  // raw and vpc have no consistency check (qemu-img exits 63): do not spawn it for nothing.
+  if (inspected.format !== "raw" && inspected.format !== "vpc") {
+    const check = await ctx.qemuImg.check(imageFile, inspected.format, { signal: ctx.signal });
+    if (check.supported && !check.ok) {
+      throw new IaasError("IMAGE_INVALID", `qemu-img check found ${check.corruptions} corruption(s)`, { hint: "repair it (`qemu-img check -r all`) and import it again" });
+    }
+  }
+
+  await mkdir(path.dirname(files.target), { recursive: true });
+  const convert = phaseProgress(ctx.progress, "convert", info.virtualSize, { from: 62, to: 99 });
+  await ctx.qemuImg.convert(imageFile, inspected.format, files.partial, "qcow2", {
+    signal: ctx.signal,
+    onProgress: (percent) => convert.at((percent / 100) * info.virtualSize),
+  });
+  await convert.finish();
+  const sha256 = await hashing;
+  assertExpected(ctx, sha256);
+  const same = await ctx.db.image.findFirst({ where: { sha256, state: "ready", id: { not: imageId } } });
+  if (same) await ctx.note(`the same content is already stored as image '${same.name}' (sha256 ${sha256}); stored again — use --dedupe to reuse it`, "warn");
+  await rename(files.partial, files.target);
+  const storedSize = (await stat(files.target)).size;
+  await ctx.db.image.update({
+    where: { id: imageId },
+    data: {
+      state: "ready",
+      path: storedImagePath(imageId),
+      sourceFormat: inspected.format,
+      compression,
+      virtualSize: BigInt(info.virtualSize),
+      storedSize: BigInt(storedSize),
+      sha256,
+      errorCode: null,
+      errorMessage: null,
+      errorHint: null,
+    },
+  });
+  await cleanup(ctx);
+  return { imageId, sourceFormat: inspected.format, virtualSize: info.virtualSize, storedSize, sha256 };
+}
 
 function assertExpected(ctx: Ctx, sha256: string): void {
   if (ctx.payload.expectedSha256 && ctx.payload.expectedSha256 !== sha256) {

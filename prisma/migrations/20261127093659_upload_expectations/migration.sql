@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Image" ADD COLUMN     "declaredFormat" TEXT,
+ADD COLUMN     "expectedSha256" TEXT;
