@@ -86,10 +86,14 @@ export function createImageApi({ api, baseUrl, db, imageStore }) {
   function importPhases({ job, events: evs }) {
     const start = job.startedAt.getTime();
     const reading = evs.find((e) => e.type === "log" && e.message.startsWith("reading "));
+    const setup = reading ? Date.parse(reading.createdAt) : start;
+    // A separate verify phase exists only when the sha256 must come first (--sha256, --dedupe);
+    // otherwise the job hashes alongside the conversion and this span is 0.
+    const verify = evs.findLast(phaseIs("verify"));
     return spans([
       ["start", start],
-      ["setup", reading ? Date.parse(reading.createdAt) : start],
-      ["sha256", find(evs, phaseIs("verify"), "verify progress", true)],
+      ["setup", setup],
+      ["sha256", verify ? Date.parse(verify.createdAt) : setup],
       ["lookup", find(evs, phaseIs("inspect"), "inspect progress")],
       ["header+info", find(evs, (e) => e.type === "log" && e.message.startsWith("format "), "'format …' log")],
       ["check+convert", find(evs, phaseIs("convert"), "convert progress", true)],
