@@ -44,6 +44,7 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
     .option("--dedupe", "reuse an image already stored with the same content instead of storing it twice")
     .option("--label <key=value>", "a label for the image (repeatable)", labelInto)
     .option("--description <text>", "a description of the image")
+    .option("--host <host>", "with --source-path or --url: the host whose worker fetches the content")
     .option("--wait", WAIT_HELP)
     .addHelpText("after", IMPORT_HELP)
     .action(async (name: string, opts: ImportOptions, command: Command) => {

@@ -163,6 +163,16 @@ describe("image import --url / --source-path", () => {
     expect(s.requests).toHaveLength(1);
   });
 
+  it("--host names the worker that reads a --source-path, and is refused with --file", async () => {
+    const s = await serve(accepted);
+    const run = await runIaas(["image", "import", "win", "--source-path", "/srv/iaas/import/win.vhdx", "--host", "hv2"], s.url);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(s.requests[0]?.body.toString() ?? "")).toMatchObject({ host: "hv2", source: { type: "path" } });
+    const upload = await runIaas(["image", "import", "win", "--file", "/etc/hostname", "--host", "hv2"], s.url);
+    expect(upload.code).toBe(2);
+    expect(upload.stderr).toMatch(/--host applies to --url and --source-path/);
+  });
+
   it("--wait reports an import job that found the content stored already", async () => {
     const reused = { id: "99999999-0000-4000-8000-000000000009", name: "debian-12" };
     const running = { ...importJob, state: "running" as const };

@@ -21,6 +21,7 @@ export interface ImportOptions {
   dedupe?: boolean;
   label?: Record<string, string>;
   description?: string;
+  host?: string;
   wait?: boolean;
 }
 
@@ -48,7 +49,11 @@ export async function importImage(ctx: CommandContext, name: string, opts: Impor
     ...(opts.sha256 === undefined ? {} : { sha256: opts.sha256 }),
     ...(opts.dedupe === true ? { dedupe: true } : {}),
   };
+  if (opts.host !== undefined && opts.file !== undefined) {
+    throw usageError("--host applies to --url and --source-path imports", "drop --host: an upload goes to the API");
+  }
   if (opts.file === undefined) {
+    if (opts.host !== undefined) request.host = opts.host;
     const source = opts.url !== undefined ? { type: "url" as const, url: opts.url } : { type: "path" as const, path: opts.sourcePath ?? "" };
     await reportCreated(ctx, await ctx.client.createImage({ ...request, source }), wait);
     return;
