@@ -1,9 +1,9 @@
-import { mkdtemp, rm, writeFile, chmod } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IaasError } from "@iaas/contracts";
-import { detectAccelerator, parseQemuVersion, probeKvm, qemuVersion } from "./accel.js";
+import { detectAccelerator, kvmUnusableReason, parseQemuVersion, probeKvm, qemuVersion } from "./accel.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -32,13 +32,16 @@ describe("detectAccelerator", () => {
     expect((err as IaasError).hint).toContain("'tcg'");
   });
 
-  it.runIf(process.getuid?.() !== 0)("reports a device the user may not open read-write", async () => {
-    const dev = join(dir, "kvm-ro");
-    await writeFile(dev, "");
-    await chmod(dev, 0o444);
-    const probe = await probeKvm(dev);
+  it("reports a device path that cannot be opened read-write, with the system's reason", async () => {
+    // A directory cannot be opened read-write, even by root (EISDIR).
+    const probe = await probeKvm(dir);
     expect(probe.usable).toBe(false);
-    expect(probe.reason).toContain("'kvm' group");
+    expect(probe.reason).toContain(`${dir} cannot be opened`);
+  });
+
+  it("tells a user without permission on the device to join the kvm group", () => {
+    expect(kvmUnusableReason("/dev/kvm", "EACCES", "permission denied")).toContain("'kvm' group");
+    expect(kvmUnusableReason("/dev/kvm", "EPERM", "operation not permitted")).toContain("'kvm' group");
   });
 });
 

@@ -17,13 +17,20 @@ export async function probeKvm(devicePath = "/dev/kvm"): Promise<KvmProbe> {
     return { usable: true, reason: null };
   } catch (err) {
     const code = err instanceof Error && "code" in err ? String(err.code) : "";
-    const reason =
-      code === "ENOENT"
-        ? `${devicePath} does not exist (no KVM kernel module, or virtualization is off in the firmware or the parent hypervisor)`
-        : code === "EACCES" || code === "EPERM"
-          ? `${devicePath} cannot be opened read-write by this user (add the user to the 'kvm' group)`
-          : `${devicePath} cannot be opened: ${err instanceof Error ? err.message : String(err)}`;
-    return { usable: false, reason };
+    return { usable: false, reason: kvmUnusableReason(devicePath, code, err instanceof Error ? err.message : String(err)) };
+  }
+}
+
+/** Why the KVM device could not be opened, from the error code, in words that say what to do. */
+export function kvmUnusableReason(devicePath: string, code: string, message: string): string {
+  switch (code) {
+    case "ENOENT":
+      return `${devicePath} does not exist (no KVM kernel module, or virtualization is off in the firmware or the parent hypervisor)`;
+    case "EACCES":
+    case "EPERM":
+      return `${devicePath} cannot be opened read-write by this user (add the user to the 'kvm' group)`;
+    default:
+      return `${devicePath} cannot be opened: ${message}`;
   }
 }
 
