@@ -71,21 +71,28 @@ export async function finishJobIn(
   from: JobState[] = NON_TERMINAL,
 ): Promise<boolean> {
   const error = outcome.state === "succeeded" ? null : outcome.error;
-  const { count } = await tx.job.updateMany({
-    where: { id: jobId, state: { in: from } },
-    data: {
-      state: outcome.state,
-      finishedAt: new Date(),
-      result: outcome.state === "succeeded" ? (outcome.result as Prisma.InputJsonValue) : Prisma.DbNull,
-      ...(outcome.state === "succeeded" ? { progress: { phase: "done", percent: 100 } } : {}),
-      errorCode: error?.code ?? null,
-      errorMessage: error?.message ?? null,
-      errorHint: error?.hint ?? null,
-    },
-  });
-  if (count === 0) return false;
-  await tx.vm.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
-  await tx.image.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
+  let held: { vmId: string | null; imageId: string | null };
+  try {
+    held = await tx.job.update({
+      where: { id: jobId, state: { in: from } },
+      data: {
+        state: outcome.state,
+        finishedAt: new Date(),
+        result: outcome.state === "succeeded" ? (outcome.result as Prisma.InputJsonValue) : Prisma.DbNull,
+        ...(outcome.state === "succeeded" ? { progress: { phase: "done", percent: 100 } } : {}),
+        errorCode: error?.code ?? null,
+        errorMessage: error?.message ?? null,
+        errorHint: error?.hint ?? null,
+      },
+      select: { vmId: true, imageId: true },
+    });
+  } catch (err) {
+    if (isRecordNotFound(err)) return false;
+    throw err;
+  }
+  // Locks are only ever taken on the job's own VM and image.
+  if (held.vmId) await tx.vm.updateMany({ where: { id: held.vmId, lockJobId: jobId }, data: { lockJobId: null } });
+  if (held.imageId) await tx.image.updateMany({ where: { id: held.imageId, lockJobId: jobId }, data: { lockJobId: null } });
   const message =
     outcome.state === "succeeded"
       ? (outcome.message ?? "job succeeded")
@@ -132,4 +139,9 @@ export async function createJobRow(
   });
   const eventSeq = await appendJobEvent(tx, jobId, { type: "state", state: "queued", message: `${entry.title} '${spec.targetName}' queued on host ${spec.hostId}` });
   return { ...job, eventSeq };
+}
+
+/** Prisma's "record to update not found" (P2025): a conditional update matched nothing. */
+export function isRecordNotFound(err: unknown): boolean {
+  return err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2025";
 }

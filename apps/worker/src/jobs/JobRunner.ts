@@ -1,7 +1,7 @@
 import type { Job as BullJob } from "bullmq";
 import type { Logger } from "pino";
 import { IaasError, JobPayloads, JobType, type JobProgress } from "@iaas/contracts";
-import { appendJobEvent, finishJob, recordJobProgress, type Job } from "@iaas/db";
+import { appendJobEvent, finishJob, isRecordNotFound, recordJobProgress, type Job } from "@iaas/db";
 import type { HandlerContext, HandlerRegistry, JobHandler, WorkerServices } from "./HandlerContext.js";
 import { toIaasError } from "./toIaasError.js";
 
@@ -119,14 +119,19 @@ export class JobRunner {
   private async markRunning(job: Job, attempt: number): Promise<Job | null> {
     const { db, hostId } = this.services;
     return db.$transaction(async (tx) => {
-      const { count } = await tx.job.updateMany({
-        where: { id: job.id, state: { in: ["queued", "running"] } },
-        data: { state: "running", startedAt: job.startedAt ?? new Date(), attempts: attempt },
-      });
-      if (count === 0) return null;
+      let running: Job;
+      try {
+        running = await tx.job.update({
+          where: { id: job.id, state: { in: ["queued", "running"] } },
+          data: { state: "running", startedAt: job.startedAt ?? new Date(), attempts: attempt },
+        });
+      } catch (err) {
+        if (isRecordNotFound(err)) return null;
+        throw err;
+      }
       const message = job.state === "running" && attempt <= job.attempts ? `resumed on host ${hostId} (attempt ${attempt}) after an interrupted delivery` : attempt > 1 ? `attempt ${attempt} started on host ${hostId}` : `started on host ${hostId}`;
-      await appendJobEvent(tx, job.id, { type: "state", state: "running", message });
-      return tx.job.findUniqueOrThrow({ where: { id: job.id } });
+      const eventSeq = await appendJobEvent(tx, job.id, { type: "state", state: "running", message });
+      return { ...running, eventSeq };
     });
   }
 }
