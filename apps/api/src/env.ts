@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { parseEnv } from "@iaas/contracts";
 
 const ApiEnv = z.object({
   DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/iaas" }),
@@ -27,10 +28,6 @@ export type ApiEnv = z.infer<typeof ApiEnv> & { IAAS_IMAGE_STORE: string };
 
 /** Parses the API's environment; throws one error that names every bad variable. */
 export function parseApiEnv(env: NodeJS.ProcessEnv): ApiEnv {
-  const parsed = ApiEnv.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-    throw new Error(`invalid configuration:\n${lines.join("\n")}`);
-  }
-  return { ...parsed.data, IAAS_IMAGE_STORE: path.resolve(parsed.data.IAAS_IMAGE_STORE) };
+  const parsed = parseEnv(ApiEnv, env);
+  return { ...parsed, IAAS_IMAGE_STORE: path.resolve(parsed.IAAS_IMAGE_STORE) };
 }

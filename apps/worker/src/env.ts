@@ -1,7 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { AccelSetting } from "@iaas/contracts";
+import { AccelSetting, configError, parseEnv } from "@iaas/contracts";
 
 /** Unix socket paths are limited to 107 bytes: <data>/vms/<uuid>/qmp.sock must fit. */
 const MAX_DATA_DIR_LENGTH = 107 - "/vms/".length - 36 - "/qmp.sock".length;
@@ -47,16 +47,12 @@ const WorkerEnv = z.object({
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 
 export function parseWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
-  const parsed = WorkerEnv.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-    throw new Error(`invalid configuration:\n${lines.join("\n")}`);
-  }
-  const data = { ...parsed.data, IAAS_DATA_DIR: path.resolve(parsed.data.IAAS_DATA_DIR), IAAS_IMAGE_STORE: path.resolve(parsed.data.IAAS_IMAGE_STORE) };
+  const parsed = parseEnv(WorkerEnv, env);
+  const data = { ...parsed, IAAS_DATA_DIR: path.resolve(parsed.IAAS_DATA_DIR), IAAS_IMAGE_STORE: path.resolve(parsed.IAAS_IMAGE_STORE) };
   if (data.IAAS_DATA_DIR.length > MAX_DATA_DIR_LENGTH) {
-    throw new Error(
-      `invalid configuration:\n  IAAS_DATA_DIR: '${data.IAAS_DATA_DIR}' is ${data.IAAS_DATA_DIR.length} characters; at most ${MAX_DATA_DIR_LENGTH} so QMP socket paths fit the 107-byte unix socket limit`,
-    );
+    throw configError([
+      `IAAS_DATA_DIR: '${data.IAAS_DATA_DIR}' is ${data.IAAS_DATA_DIR.length} characters; at most ${MAX_DATA_DIR_LENGTH} so QMP socket paths fit the 107-byte unix socket limit`,
+    ]);
   }
   return data;
 }

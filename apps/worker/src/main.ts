@@ -4,7 +4,7 @@ import os from "node:os";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { hostQueueName, parseSize } from "@iaas/contracts";
+import { configError, hostQueueName, parseSize } from "@iaas/contracts";
 import { createPrismaClient, finishJob } from "@iaas/db";
 import { detectAccelerator, QemuImg, qemuVersion } from "@iaas/hypervisor";
 import { parseWorkerEnv } from "./env.js";
@@ -22,7 +22,7 @@ function allowList(text: string | undefined) {
   try {
     return parseAllowList(text);
   } catch (err) {
-    throw new Error(`invalid configuration:\n  IAAS_URL_ALLOW_LIST: ${(err as Error).message}`);
+    throw configError([`IAAS_URL_ALLOW_LIST: ${(err as Error).message}`]);
   }
 }
 

@@ -4,3 +4,4 @@ export * from "./size.js";
 export * from "./resources.js";
 export * from "./jobs.js";
 export * from "./exitCodes.js";
+export * from "./env.js";

@@ -1,5 +1,5 @@
 import type { JobError, JobEventType, JobPayload, JobProgress, JobState, JobType } from "@iaas/contracts";
-import { JobCatalog, TERMINAL_JOB_STATES } from "@iaas/contracts";
+import { JobCatalog } from "@iaas/contracts";
 import { Prisma, type Job, type PrismaClient } from "./generated/prisma/client.js";
 import type { Db } from "./tx.js";
 
@@ -99,10 +99,6 @@ export async function finishJobIn(
       : `job ${outcome.state}: ${outcome.error.message}`;
   await appendJobEvent(tx, jobId, { type: "state", state: outcome.state, message, error });
   return true;
-}
-
-export function isTerminalState(state: JobState): boolean {
-  return TERMINAL_JOB_STATES.includes(state);
 }
 
 export interface JobSpec<T extends JobType = JobType> {

@@ -1,25 +1,8 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { qcow2Image as qcow2, vdiImage, vhdxImage, vmdkSparseImage, vpcImage } from "./formats/imageBuilders.fixture.js";
+import { describe, expect, it } from "vitest";
+import { qcow2Image as qcow2, vdiImage, vhdxImage, vmdkSparseImage, vpcImage, tempFiles } from "./formats/imageBuilders.fixture.js";
 import { detectCompression, detectImageFormat, sniffFormat } from "./imageFormat.js";
 
-let dir: string;
-let n = 0;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "imgfmt-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(content: Buffer | string): Promise<string> {
-  const p = join(dir, `f${n++}`);
-  await writeFile(p, content);
-  return p;
-}
+const file = tempFiles("imgfmt-");
 
 describe("detectImageFormat", () => {
   it("reads a self-contained qcow2 v3 header", async () => {

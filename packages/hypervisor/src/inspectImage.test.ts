@@ -1,26 +1,9 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { IaasError, type ErrorCode } from "@iaas/contracts";
-import { qcow2Image as qcow2, vdiImage, vhdxImage, vmdkDescriptor, vmdkSparseImage, vpcImage } from "./formats/imageBuilders.fixture.js";
+import { qcow2Image as qcow2, vdiImage, vhdxImage, vmdkDescriptor, vmdkSparseImage, vpcImage, tempFiles } from "./formats/imageBuilders.fixture.js";
 import { inspectImage, type InspectOptions } from "./inspectImage.js";
 
-let dir: string;
-let n = 0;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "inspect-"));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(content: Buffer | string): Promise<string> {
-  const p = join(dir, `f${n++}`);
-  await writeFile(p, content);
-  return p;
-}
+const file = tempFiles("inspect-");
 
 interface Refusal {
   code: ErrorCode;
@@ -183,7 +166,7 @@ describe("inspectImage refuses oversized, broken and unsupported files", () => {
 
   it("a file that is neither an image nor sector-sized, and a missing file", async () => {
     expect((await refusal("<html>not a disk</html>")).code).toBe("IMAGE_INVALID");
-    await expect(inspectImage(join(dir, "missing"))).rejects.toMatchObject({ code: "IMAGE_INVALID" });
+    await expect(inspectImage(`${await file("x")}.missing`)).rejects.toMatchObject({ code: "IMAGE_INVALID" });
   });
 
   it("a sparse VMDK without an embedded descriptor, and a VDI with the wrong sector size", async () => {

@@ -2,7 +2,7 @@ import { Router, type Request } from "express";
 import { ExportRequest, ImageCreateRequest } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
-import { toExportDto, toImageDto } from "../services/dto.js";
+import { isAwaitingUpload, toExportDto, toImageDto } from "../services/dto.js";
 import type { ExportService } from "../services/ExportService.js";
 import type { ImageService } from "../services/ImageService.js";
 import { requestHash } from "../services/JobSubmitter.js";
@@ -18,14 +18,13 @@ export function imageRoutes(deps: { db: PrismaClient; images: ImageService; expo
   const { db, images } = deps;
   const router = Router();
 
-  const show = async (id: string) => {
-    const image = await db.image.findUniqueOrThrow({ where: { id }, include: withUsers });
-    return toImageDto(image, await images.uploadOffset(image));
-  };
+  // Only an image waiting for its upload has an offset worth a stat of its staging file.
+  const dto = async (image: Parameters<typeof toImageDto>[0]) => toImageDto(image, isAwaitingUpload(image) ? await images.uploadOffset(image) : null);
+  const show = async (id: string) => dto(await db.image.findUniqueOrThrow({ where: { id }, include: withUsers }));
 
   router.get("/", async (_req, res) => {
     const items = await db.image.findMany({ include: withUsers, orderBy: { name: "asc" } });
-    res.json({ items: await Promise.all(items.map(async (i) => toImageDto(i, await images.uploadOffset(i)))) });
+    res.json({ items: await Promise.all(items.map(dto)) });
   });
 
   router.post("/", async (req, res) => {

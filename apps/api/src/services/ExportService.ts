@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
-import { IaasError, type ExportRequest } from "@iaas/contracts";
+import { IaasError, looksLikeUuid, type ExportRequest } from "@iaas/contracts";
 import type { Export, PrismaClient } from "@iaas/db";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { pickWorkHost } from "./pickWorkHost.js";
 import { findImage, findVm } from "./resolve.js";
-import type { RequestMeta } from "./VmService.js";
+import { lockVm, type RequestMeta } from "./VmService.js";
 
 function assertCompressible(req: ExportRequest): void {
   if (req.compress && req.format !== "qcow2") {
@@ -55,14 +55,7 @@ export class ExportService {
   async exportVm(ref: string, req: ExportRequest, meta: RequestMeta): Promise<Submitted<Export>> {
     assertCompressible(req);
     return this.submitter.submit(meta, async (tx, jobId) => {
-      const found = await findVm(tx, ref);
-      const { count } = await tx.vm.updateMany({ where: { id: found.id, lockJobId: null }, data: { lockJobId: jobId } });
-      if (count === 0) {
-        throw new IaasError("VM_BUSY", `VM '${found.name}' is busy: job ${found.lockJobId} holds it`, {
-          hint: `wait for it with \`iaas job wait ${found.lockJobId}\``,
-          details: { jobId: found.lockJobId },
-        });
-      }
+      const found = await lockVm(tx, await findVm(tx, ref), jobId);
       if (found.state !== "stopped") {
         throw new IaasError("INVALID_STATE", `VM '${found.name}' is ${found.state}; only a stopped VM's disk can be exported consistently`, {
           hint: `stop it first: \`iaas vm stop ${found.name} --wait\``,
@@ -86,7 +79,7 @@ export class ExportService {
   }
 
   async find(id: string): Promise<Export> {
-    const found = /^[0-9a-f-]{36}$/i.test(id) ? await this.db.export.findUnique({ where: { id: id.toLowerCase() } }) : null;
+    const found = looksLikeUuid(id) ? await this.db.export.findUnique({ where: { id: id.toLowerCase() } }) : null;
     if (!found) throw new IaasError("NOT_FOUND", `export '${id}' not found`, { hint: "run `iaas export list`" });
     return found;
   }

@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { formatSize, IaasError, ImageFormat, type ImageCreateRequest } from "@iaas/contracts";
 import { isUniqueViolation, type Image, type Prisma, type PrismaClient } from "@iaas/db";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
+import { isAwaitingUpload } from "./dto.js";
 import { pickWorkHost } from "./pickWorkHost.js";
 import { findImage } from "./resolve.js";
 import { parseContentRange } from "./contentRange.js";
@@ -269,7 +270,7 @@ function assertHttpUrl(raw: string): void {
 }
 
 function assertAwaitingUpload(image: Image): void {
-  if (image.state !== "importing" || image.lockJobId !== null || (image.originType !== null && image.originType !== "upload")) {
+  if (!isAwaitingUpload(image)) {
     throw new IaasError("INVALID_STATE", `image '${image.name}' is ${image.lockJobId ? "being imported" : image.state} and takes no upload`, {
       hint: "create a new image with `iaas image import NAME --file PATH`",
     });

@@ -125,10 +125,7 @@ export class VmService {
   async act(ref: string, action: VmAction, meta: RequestMeta, stop?: VmStopRequest): Promise<Submitted<Vm>> {
     const rule = ACTION_RULES[action];
     return this.submitter.submit(meta, async (tx, jobId) => {
-      const found = await findVm(tx, ref);
-      const { count } = await tx.vm.updateMany({ where: { id: found.id, lockJobId: null }, data: { lockJobId: jobId } });
-      if (count === 0) await throwBusy(tx, found);
-      const vm = await tx.vm.findUniqueOrThrow({ where: { id: found.id } });
+      const vm = await lockVm(tx, await findVm(tx, ref), jobId);
       if (!rule.from.includes(vm.state)) {
         throw new IaasError("INVALID_STATE", `cannot ${rule.verb} VM '${vm.name}': it is ${vm.state}`, {
           hint: stateHint(action, vm.state, vm.name),
@@ -147,6 +144,16 @@ export class VmService {
       return { spec: { type: rule.job, payload, hostId: vm.hostId, vmId: vm.id, targetName: vm.name } as const, extra: vm };
     });
   }
+}
+
+/**
+ * Takes a VM's lock for `jobId` (one job at a time changes a VM) and returns the VM as it is under
+ * the lock; a VM another job holds is VM_BUSY naming that job.
+ */
+export async function lockVm(tx: Prisma.TransactionClient, vm: Vm, jobId: string): Promise<Vm> {
+  const { count } = await tx.vm.updateMany({ where: { id: vm.id, lockJobId: null }, data: { lockJobId: jobId } });
+  if (count === 0) await throwBusy(tx, await tx.vm.findUniqueOrThrow({ where: { id: vm.id } }));
+  return tx.vm.findUniqueOrThrow({ where: { id: vm.id } });
 }
 
 async function throwBusy(tx: Prisma.TransactionClient, vm: Vm): Promise<never> {

@@ -39,9 +39,14 @@ export function toVmDto(vm: Vm & { image?: Pick<Image, "name"> | null }): VmDto 
   };
 }
 
+/** An image created for an upload whose bytes have not all arrived (no import job yet). */
+export function isAwaitingUpload(image: Pick<Image, "state" | "lockJobId" | "originType">): boolean {
+  return image.state === "importing" && image.lockJobId === null && (image.originType ?? "upload") === "upload";
+}
+
 /** `uploadOffset`: bytes received so far, for an image waiting for its upload. */
 export function toImageDto(image: Image & { vms?: Pick<Vm, "id" | "name">[] }, uploadOffset: number | null = null): ImageDto {
-  const awaitingUpload = image.state === "importing" && image.lockJobId === null && (image.originType ?? "upload") === "upload";
+  const awaitingUpload = isAwaitingUpload(image);
   const originType = image.originType === "url" || image.originType === "path" || image.originType === "upload" ? image.originType : null;
   return {
     id: image.id,

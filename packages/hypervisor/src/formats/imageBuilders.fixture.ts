@@ -1,4 +1,8 @@
 // Hand-built image headers for unit tests: just enough of each format for our parsers and no more.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { guidBytes, VHDX_META } from "./vhdx.js";
 
 export interface Qcow2Opts {
@@ -248,4 +252,24 @@ export function vpcImage(o: VpcOpts = {}): Buffer {
     dyn.writeUInt32BE(0x57326b75, 576); // "W2ku": a Windows relative-path locator
   }
   return Buffer.concat([footer, dyn, Buffer.alloc(512, 0xff), footer]);
+}
+
+/**
+ * A temporary directory for the current test file (made before its tests, removed after) and a
+ * function that writes content to a fresh file in it and returns the path.
+ */
+export function tempFiles(prefix: string): (content: Buffer | string) => Promise<string> {
+  let dir = "";
+  let n = 0;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  return async (content) => {
+    const p = join(dir, `f${n++}`);
+    await writeFile(p, content);
+    return p;
+  };
 }
