@@ -3,6 +3,7 @@ FROM node:20-bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       qemu-system-x86 qemu-utils util-linux ca-certificates curl \
+      iproute2 nftables dnsmasq-base mtools dosfstools \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json turbo.json tsconfig.json prisma.config.ts ./

@@ -1,7 +1,8 @@
 # Shared by scripts/up.sh and .ci/run: install and start what the stack and its tests need.
 # shellcheck shell=bash
 
-IAAS_APT_PACKAGES=(qemu-system-x86 qemu-utils busybox-static syslinux syslinux-common mtools fdisk dosfstools cpio xz-utils util-linux openssl)
+IAAS_APT_PACKAGES=(qemu-system-x86 qemu-utils busybox-static syslinux syslinux-common mtools fdisk dosfstools cpio xz-utils util-linux openssl
+  iproute2 nftables dnsmasq-base e2fsprogs mmdebstrap openssh-client)
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -62,6 +62,11 @@ for _ in $(seq 1 120); do
 done
 host_online || die "host '$IAAS_HOST_ID' did not come online; see .iaas/logs/worker.log"
 
+if ! iaas network show default >/dev/null 2>&1; then
+  log "creating the 'default' nat network (DHCP, DNS, outbound NAT; a free 10.x.y.0/24)"
+  iaas network create default --mode nat >/dev/null || die "could not create the default network"
+fi
+
 demo_state=$(iaas image show demo -o json 2>/dev/null | json_field d.state || true)
 if [ -n "$demo_state" ] && [ "$demo_state" != ready ]; then
   log "the demo image is not ready ($demo_state); importing it again"
@@ -77,11 +82,13 @@ if [ -z "$demo_state" ]; then
 fi
 
 node apps/cli/dist/main.js host list
+node apps/cli/dist/main.js network list
 cat <<MSG
 
 The stack is up: API $URL, worker for host '$IAAS_HOST_ID' ($IAAS_ACCEL). Logs: .iaas/logs/.
 Try:
   npx iaas vm create hello --image demo --start --wait
+  npx iaas vm ip hello
   npx iaas vm console hello
   npx iaas vm stop hello --wait
   npx iaas job list

@@ -1,6 +1,6 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -19,6 +19,10 @@ export interface StackOptions {
   workerEnv?: NodeJS.ProcessEnv;
   /** Extra environment for the API. */
   apiEnv?: NodeJS.ProcessEnv;
+  /** Extra environment for one host's worker (e.g. IAAS_NETNS, IAAS_HOST_ADDRESS), by host id. */
+  hostEnv?: Record<string, NodeJS.ProcessEnv>;
+  /** Create the `default` nat network once the API is up (default true). */
+  defaultNetwork?: boolean;
 }
 
 export interface CliResult {
@@ -77,6 +81,8 @@ export class Stack {
 
   static async start(hosts: string[], options: StackOptions = {}): Promise<Stack> {
     const dir = await mkdtemp("/tmp/ie-");
+    // dnsmasq reads its hosts files as `nobody`: the host data directories must be traversable.
+    await chmod(dir, 0o755);
     const database = await createTestDatabase();
     const redisUrl = await testRedisUrl();
     const stack = new Stack(dir, database, redisUrl, `e2e-${randomBytes(4).toString("hex")}`, createPrismaClient(database.url), options);
@@ -85,6 +91,10 @@ export class Stack {
       stack.url = `http://127.0.0.1:${port}`;
       stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500", ...options.apiEnv });
       await eventually("the API to be ready", async () => (await fetch(`${stack.url}/readyz`)).ok, 90_000);
+      if (options.defaultNetwork !== false) {
+        const res = await fetch(`${stack.url}/v1/networks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "default" }) });
+        if (res.status !== 201) throw new Error(`could not create the default network: ${res.status} ${await res.text()}`);
+      }
       for (const host of hosts) await stack.startWorker(host);
     } catch (err) {
       await stack.stop();
@@ -130,7 +140,10 @@ export class Stack {
       IAAS_HOST_CPUS: "4",
       IAAS_HOST_MEMORY: "2G",
       IAAS_HOST_DISK: "20G",
+      // Workers in the root namespace never make bridges: tests that want them give IAAS_NETNS.
+      IAAS_NETWORK_MODE: "user",
       ...this.options.workerEnv,
+      ...this.options.hostEnv?.[hostId],
     });
     this.workers.set(hostId, child);
     await eventually(`worker ${hostId} to register`, async () => {

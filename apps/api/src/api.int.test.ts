@@ -1,72 +1,40 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import type { Server } from "node:http";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Queue } from "bullmq";
-import { Redis } from "ioredis";
-import { pino } from "pino";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { hostQueueName } from "@iaas/contracts";
-import { createPrismaClient, finishJob, type PrismaClient } from "@iaas/db";
-import { createTestDatabase, testRedisUrl, type TestDatabase } from "@iaas/db/testing";
-import { createApp } from "./app.js";
+import { finishJob, type PrismaClient } from "@iaas/db";
+import { startTestApi, type TestApi } from "./testing/testApi.js";
 import { sweepExpiredJobs } from "./maintenance/jobSweeper.js";
 import { relayQueuedJobs } from "./maintenance/outboxRelay.js";
-import { JobQueues } from "./services/JobQueues.js";
+import { pino } from "pino";
 
 // The API in-process against the real Postgres and Redis, with host rows but no worker: jobs stay
 // queued, which is what these tests look at.
 describe("REST API", () => {
-  let database: TestDatabase;
+  let api: TestApi;
   let db: PrismaClient;
   let redis: Redis;
-  let queues: JobQueues;
-  let server: Server;
   let base: string;
   let store: string;
-  const prefix = `it-${randomBytes(4).toString("hex")}`;
+  let prefix: string;
+  let post: TestApi["post"];
   const log = pino({ level: "silent" });
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = createPrismaClient(database.url);
-    redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
-    queues = new JobQueues(redis, prefix);
-    store = await mkdtemp(path.join(os.tmpdir(), "iaas-api-"));
-    const app = createApp({ db, redis, queues, log, config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600 } });
-    server = await new Promise((resolve) => {
-      const s = app.listen(0, "127.0.0.1", () => resolve(s));
-    });
-    const address = server.address();
-    base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    api = await startTestApi();
+    ({ db, redis, base, store, prefix, post } = api);
   }, 60_000);
 
   afterAll(async () => {
-    server?.closeAllConnections();
-    await new Promise((r) => server?.close(r));
-    await queues?.close();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis?.disconnect();
-    await db?.$disconnect();
-    await database?.drop();
-    await rm(store, { recursive: true, force: true });
+    await api?.close();
   });
 
   beforeEach(async () => {
-    await db.jobEvent.deleteMany();
-    await db.export.deleteMany();
-    await db.job.deleteMany();
-    await db.vm.deleteMany();
-    await db.image.deleteMany();
-    await db.host.deleteMany();
-    await db.host.create({ data: { id: "h1", name: "h1", cpus: 8, memoryBytes: 8n * 1024n ** 3n, diskBytes: 100n * 1024n ** 3n, accelerator: "tcg" } });
-    await db.image.create({ data: { name: "deb", state: "ready", sourceFormat: "qcow2", virtualSize: 1024n ** 3n, storedSize: 1000n, sha256: "0".repeat(64), path: "images/x.qcow2" } });
+    await api.reset();
   });
-
-  const post = (p: string, body?: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${base}${p}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body ?? {}) });
 
   async function createVm(name = "web", extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
     const res = await post("/v1/vms", { name, image: "deb", memory: "256M", ...extra }, headers);
@@ -161,9 +129,9 @@ describe("REST API", () => {
     const queue = new Queue(hostQueueName("h1"), { connection: redis, prefix });
     await (await queue.getJob(body.job.id))?.remove();
     expect(await queue.getJob(body.job.id)).toBeUndefined();
-    expect(await relayQueuedJobs(db, queues, log, 0)).toBe(1);
+    expect(await relayQueuedJobs(db, api.queues, log, 0)).toBe(1);
     expect((await queue.getJob(body.job.id))?.id).toBe(body.job.id);
-    expect(await relayQueuedJobs(db, queues, log, 0)).toBe(0);
+    expect(await relayQueuedJobs(db, api.queues, log, 0)).toBe(0);
   });
 
   it("fails a job whose worker died past its timeout and takes the VM out of its transitional state", async () => {

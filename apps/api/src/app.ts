@@ -13,6 +13,9 @@ import { hostRoutes } from "./routes/hosts.js";
 import { imageRoutes } from "./routes/images.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { vmRoutes } from "./routes/vms.js";
+import { networkRoutes } from "./routes/networks.js";
+import { NetworkService } from "./services/NetworkService.js";
+import { VmNetworkService } from "./services/VmNetworkService.js";
 import { ImageService } from "./services/ImageService.js";
 import type { JobQueues } from "./services/JobQueues.js";
 import { JobSubmitter } from "./services/JobSubmitter.js";
@@ -57,6 +60,8 @@ export function createApp(deps: AppDeps): express.Express {
   const { db, log, config } = deps;
   const submitter = new JobSubmitter(db, deps.queues, log);
   const vms = new VmService(db, submitter, config.offlineAfterSeconds);
+  const vmNetworks = new VmNetworkService(db, submitter, config.offlineAfterSeconds);
+  const networks = new NetworkService(db);
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
 
@@ -75,7 +80,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes({ db, redis: deps.redis }));
   if (config.apiToken) app.use("/v1", bearerAuth(config.apiToken));
   app.use("/v1", express.json({ limit: "1mb" }));
-  app.use("/v1/vms", vmRoutes({ db, vms, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/networks", networkRoutes({ db, networks }));
   app.use("/v1/images", imageRoutes({ db, images, exports }));
   app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));
   app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore, redis: deps.redis, queuePrefix: config.queuePrefix }));

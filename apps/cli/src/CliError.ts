@@ -16,6 +16,8 @@ export interface CliErrorOptions {
   status?: number | null;
   /** True for connection-level failures that a retry or a reconnect may cure. */
   retryable?: boolean;
+  /** Exit with the code but print nothing (e.g. passing on `ssh`'s exit code). */
+  silent?: boolean;
   cause?: unknown;
 }
 
@@ -27,6 +29,7 @@ export class CliError extends Error {
   readonly code: ErrorCode | null;
   readonly status: number | null;
   readonly retryable: boolean;
+  readonly silent: boolean;
 
   constructor(message: string, options: CliErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -37,12 +40,18 @@ export class CliError extends Error {
     this.code = options.code ?? null;
     this.status = options.status ?? null;
     this.retryable = options.retryable ?? false;
+    this.silent = options.silent ?? false;
   }
 }
 
 /** A usage or validation error found by the CLI itself (exit 2). */
 export function usageError(message: string, hint?: string): CliError {
   return new CliError(message, { exitCode: ExitCode.USAGE, hint: hint ?? null });
+}
+
+/** Ends the CLI with `exitCode` and no message (the program that ran said what went wrong). */
+export function silentExit(exitCode: number): CliError {
+  return new CliError(`exit ${exitCode}`, { exitCode, silent: true });
 }
 
 /** The user pressed Ctrl-C. */

@@ -1,7 +1,22 @@
 export { runCli, buildProgram } from "./program.js";
 export type { CliDeps } from "./commands/CommandContext.js";
 export { CliError } from "./CliError.js";
-export { ApiClient, type ApiClientOptions, type ExportInput, type ImageCreated, type ImageCreateInput, type JobFilter, type UploadAnswer, type VmCreateInput } from "./client/ApiClient.js";
+export {
+  ApiClient,
+  PortAccepted,
+  type ApiClientOptions,
+  type ExportInput,
+  type ImageCreated,
+  type ImageCreateInput,
+  type JobFilter,
+  type NetworkCreateInput,
+  type NicInput,
+  type PortForwardInput,
+  type UploadAnswer,
+  type VmCreateInput,
+  type VmProbeInput,
+} from "./client/ApiClient.js";
+export { runInheritingStdio, type RunProcess } from "./runProcess.js";
 export { JobAccepted } from "./client/JobAccepted.js";
 export { uploadImageFile, type UploadOptions, type RetryNotice } from "./client/uploadFile.js";
 export { downloadFile, type DownloadOptions, type DownloadResult } from "./client/downloadFile.js";

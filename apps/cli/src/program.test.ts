@@ -174,6 +174,16 @@ describe("iaas errors and exit codes", () => {
     expect(help.stdout).toContain("4    --timeout passed while waiting");
   });
 
+  it("lists the network commands and the networking workflow in --help", async () => {
+    const url = await refusedUrl();
+    const help = await iaas(["--help"], url);
+    expect(help.stdout).toMatch(/network\|net\s+create and manage virtual networks/);
+    expect(help.stdout).toContain("iaas vm port add web1 2222:22 --wait && iaas vm wait web1 --for port=22 && iaas vm ssh web1");
+    const vm = await iaas(["vm", "--help"], url);
+    for (const command of ["ip [options] <name>", "nic ", "port ", "wait [options] <name>", "ssh [options] <name> [ssh-args...]"]) expect(vm.stdout).toContain(command);
+    expect((await iaas(["vm", "create", "--help"], url)).stdout).toContain("--network NET[,ip=A.B.C.D][,mac=52:54:00:xx:xx:xx]");
+  });
+
   it("takes global options before or after the subcommand; image import's own --url is the image's source", async () => {
     const s = await serve((req, res) =>
       req.path === "/v1/images" && req.method === "POST" ? sendJson(res, 202, { job: queued, image: null }) : sendJson(res, 200, { items: [] }),
@@ -214,7 +224,7 @@ describe("iaas commands", () => {
       req.path === "/v1/hosts" ? sendJson(res, 200, { items: [makeHost()] }) : sendJson(res, 200, { items: [makeVm({ state: "running" })] }),
     );
     const run = await iaas(["vm", "list"], s.url);
-    expect(run.stdout).toBe("NAME  STATE    HOST  CPUS  MEMORY   DISK   IMAGE\nweb1  running  hv1   2     512 MiB  2 GiB  deb12\n");
+    expect(run.stdout).toBe("NAME  STATE    HOST  IP  CPUS  MEMORY   DISK   IMAGE\nweb1  running  hv1   -   2     512 MiB  2 GiB  deb12\n");
   });
 
   it("shows the placement decision for vm create --dry-run", async () => {

@@ -10,6 +10,7 @@ import { globalOptions, repeatGlobalOptions } from "./commands/globalOptions.js"
 import { registerHostCommands } from "./commands/host.js";
 import { registerImageCommands } from "./commands/image.js";
 import { registerJobCommands } from "./commands/job.js";
+import { registerNetworkCommands } from "./commands/network.js";
 import { registerVmCommands } from "./commands/vm.js";
 import { Output } from "./output/Output.js";
 
@@ -25,6 +26,12 @@ Jobs:
   \`iaas job wait <id>\`; --timeout bounds the wait, not the job. \`image export\` and
   \`vm export\` always wait for their job, then download the file.
 
+Networks:
+  VMs get NICs on networks (\`iaas network list\`; "default" unless --network/--no-network).
+  Reach a guest through a port forward of its host: \`iaas vm port add web1 2222:22\`, then
+  \`iaas vm ssh web1\`. \`iaas vm wait\` waits for running/stopped, a DHCP lease (ip), a console
+  pattern or a guest port.
+
 Transfers:
   Uploads (image import --file) and downloads (image export, vm export, export download) resume
   after a dropped connection, and resume when the same command is run again after it failed or
@@ -35,8 +42,10 @@ Exit codes:
   0    success
   1    the job failed or was cancelled
   2    usage or validation error
-  3    not found, or conflict (name taken, VM busy, image in use, ...)
-  4    --timeout passed while waiting; the job is still running (iaas job wait <id>)
+  3    not found, or conflict (name taken, VM busy, image or network in use, address or port
+       taken, ...)
+  4    --timeout passed while waiting; the job is still running (iaas job wait <id>), or the
+       condition of \`vm wait\` did not hold in time
   5    the API is unreachable, or refused the credentials (401/403)
   130  interrupted (Ctrl-C); jobs keep running
 
@@ -47,6 +56,9 @@ Examples:
   iaas vm export web1 --format qcow2 --compress --to web1-backup.qcow2
   iaas vm create web1 --image deb12 --cpus 2 --memory 1G --start --wait
   iaas vm create web2 --image deb12 --dry-run
+  iaas network create backend --subnet 10.20.0.0/24
+  iaas vm create db1 --image deb12 --network backend,ip=10.20.0.10 --ssh-key ~/.ssh/id_ed25519.pub
+  iaas vm port add web1 2222:22 --wait && iaas vm wait web1 --for port=22 && iaas vm ssh web1
   iaas job logs 3f1c2a9e --follow
 `;
 
@@ -74,6 +86,7 @@ export function buildProgram(deps: CliDeps): Command {
   const ctxOf = (command: Command): CommandContext => new CommandContext(deps, command);
   registerVmCommands(program, ctxOf);
   registerImageCommands(program, ctxOf);
+  registerNetworkCommands(program, ctxOf);
   registerExportCommands(program, ctxOf);
   registerJobCommands(program, ctxOf);
   registerHostCommands(program, ctxOf);
@@ -94,7 +107,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     const out = new Output(deps.stdout, deps.stderr, "table");
     if (err instanceof CliError) {
-      out.error(err);
+      if (!err.silent) out.error(err);
       return err.exitCode;
     }
     out.error(err instanceof Error ? err : new Error(String(err)));

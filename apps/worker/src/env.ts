@@ -3,8 +3,8 @@ import path from "node:path";
 import { z } from "zod";
 import { AccelSetting, configError, parseEnv } from "@iaas/contracts";
 
-/** Unix socket paths are limited to 107 bytes: <data>/vms/<uuid>/qmp.sock must fit. */
-const MAX_DATA_DIR_LENGTH = 107 - "/vms/".length - 36 - "/qmp.sock".length;
+/** Unix socket paths are limited to 107 bytes: <data>/vms/<uuid>/ttyS1.sock (the longest) must fit. */
+const MAX_DATA_DIR_LENGTH = 107 - "/vms/".length - 36 - "/ttyS1.sock".length;
 
 const WorkerEnv = z.object({
   DATABASE_URL: z.string().url({ message: "DATABASE_URL must be a postgresql:// URL, e.g. postgresql://postgres@127.0.0.1:5432/iaas" }),
@@ -40,6 +40,19 @@ const WorkerEnv = z.object({
   IAAS_MAX_IMAGE_VIRTUAL_SIZE: z.string().default("2T"),
   IAAS_MAX_DOWNLOAD_BYTES: z.string().default("256G"),
   IAAS_DOWNLOAD_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(6 * 3600),
+  /** `auto`: managed bridge networks when the host can (root, /dev/net/tun, nft, dnsmasq), else user mode. */
+  IAAS_NETWORK_MODE: z.enum(["auto", "bridge", "user"]).default("auto"),
+  /** Network namespace the worker runs its networking and QEMU in (`ip netns exec`); unset: the host's own. */
+  IAAS_NETNS: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "IAAS_NETNS must name a network namespace (letters, digits, '.', '_', '-')")
+    .optional(),
+  /** Underlay address other hosts reach this one at (VXLAN); default the first global IPv4 address. */
+  IAAS_HOST_ADDRESS: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, "IAAS_HOST_ADDRESS must be an IPv4 address").optional(),
+  /** How often the host's networking is checked against Postgres (peers joining, leases). */
+  IAAS_NETWORK_SYNC_MS: z.coerce.number().int().min(100).default(2000),
+  /** Heartbeat age after which another host counts as offline (its VXLAN peer entry is dropped). */
+  IAAS_HOST_OFFLINE_SECONDS: z.coerce.number().int().min(1).default(30),
   /** Seconds running jobs get to finish after SIGTERM before the worker exits anyway. */
   IAAS_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -51,7 +64,7 @@ export function parseWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
   const data = { ...parsed, IAAS_DATA_DIR: path.resolve(parsed.IAAS_DATA_DIR), IAAS_IMAGE_STORE: path.resolve(parsed.IAAS_IMAGE_STORE) };
   if (data.IAAS_DATA_DIR.length > MAX_DATA_DIR_LENGTH) {
     throw configError([
-      `IAAS_DATA_DIR: '${data.IAAS_DATA_DIR}' is ${data.IAAS_DATA_DIR.length} characters; at most ${MAX_DATA_DIR_LENGTH} so QMP socket paths fit the 107-byte unix socket limit`,
+      `IAAS_DATA_DIR: '${data.IAAS_DATA_DIR}' is ${data.IAAS_DATA_DIR.length} characters; at most ${MAX_DATA_DIR_LENGTH} so the VMs' socket paths fit the 107-byte unix socket limit`,
     ]);
   }
   return data;

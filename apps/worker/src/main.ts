@@ -17,6 +17,9 @@ import { JobRunner, type QueueJobData } from "./jobs/JobRunner.js";
 import { ConsoleTailer } from "./vm/ConsoleTailer.js";
 import { VmMonitor } from "./vm/VmMonitor.js";
 import { VmRuntime } from "./vm/VmRuntime.js";
+import { detectHostNetwork } from "./net/detectHostNetwork.js";
+import { HostNetwork } from "./net/HostNetwork.js";
+import { NetRunner } from "./net/NetRunner.js";
 
 function allowList(text: string | undefined) {
   try {
@@ -48,18 +51,22 @@ async function main(): Promise<void> {
     memory: env.IAAS_HOST_MEMORY,
     disk: env.IAAS_HOST_DISK,
   });
+  const netRunner = new NetRunner(env.IAAS_NETNS);
+  const detectNetwork = () => detectHostNetwork(netRunner, { mode: env.IAAS_NETWORK_MODE, address: env.IAAS_HOST_ADDRESS });
+  const networkInfo = await detectNetwork();
   const registration = new HostRegistration(
     db,
-    { id: env.IAAS_HOST_ID, name: env.IAAS_HOST_NAME ?? os.hostname(), accelerator, qemuVersion: version, ...capacity },
+    { id: env.IAAS_HOST_ID, name: env.IAAS_HOST_NAME ?? os.hostname(), accelerator, qemuVersion: version, ...capacity, network: networkInfo },
     log,
   );
   await registration.register();
   registration.start(env.IAAS_HEARTBEAT_SECONDS * 1000);
-  log.info({ accelerator, qemu: version, ...capacity }, `host ${env.IAAS_HOST_ID} registered`);
+  log.info({ accelerator, qemu: version, ...capacity, network: { mode: networkInfo.mode, address: networkInfo.address, notes: networkInfo.notes } }, `host ${env.IAAS_HOST_ID} registered`);
+  const network = new HostNetwork(db, netRunner, env.IAAS_HOST_ID, env.IAAS_DATA_DIR, networkInfo, log.child({ component: "network" }), env.IAAS_HOST_OFFLINE_SECONDS);
 
   const services: WorkerServices = {
     db,
-    runtime: new VmRuntime({ dataDir: env.IAAS_DATA_DIR, qemuBinary: env.IAAS_QEMU_BINARY, accelerator }),
+    runtime: new VmRuntime({ dataDir: env.IAAS_DATA_DIR, qemuBinary: env.IAAS_QEMU_BINARY, accelerator, runner: netRunner }),
     qemuImg: new QemuImg({ binary: env.IAAS_QEMU_IMG_BINARY }),
     consoles: new ConsoleTailer(redis, env.IAAS_QUEUE_PREFIX),
     hostId: env.IAAS_HOST_ID,
@@ -71,7 +78,11 @@ async function main(): Promise<void> {
       maxDownloadBytes: parseSize(env.IAAS_MAX_DOWNLOAD_BYTES, "G"),
       downloadTimeoutMs: env.IAAS_DOWNLOAD_TIMEOUT_SECONDS * 1000,
     },
+    network,
+    runner: netRunner,
   };
+  // Reconcile the host's networking with Postgres before taking jobs (bridges, taps, dnsmasq, rules).
+  await network.sync("worker start", true);
   const monitor = new VmMonitor(services, log.child({ component: "monitor" }));
   await monitor.pass(true);
 
@@ -107,9 +118,30 @@ async function main(): Promise<void> {
       .finally(() => (monitoring = false));
   }, env.IAAS_MONITOR_INTERVAL_MS);
 
+  // Peers joining or leaving a network, DHCP leases, and the host's listening ports change on their own.
+  let syncing = false;
+  let lastDetect = Date.now();
+  const networkTimer = setInterval(() => {
+    if (syncing) return;
+    syncing = true;
+    (async () => {
+      await network.sync("periodic");
+      await network.recordLeases();
+      if (Date.now() - lastDetect > 30_000) {
+        lastDetect = Date.now();
+        const info = await detectNetwork();
+        network.updateInfo(info);
+        await registration.updateNetwork(info);
+      }
+    })()
+      .catch((err: unknown) => log.warn({ err }, "network sync failed"))
+      .finally(() => (syncing = false));
+  }, env.IAAS_NETWORK_SYNC_MS);
+
   const shutdown = async (signal: string) => {
     log.info({ signal }, "stopping: no new jobs; running jobs get a grace period; VMs keep running");
     clearInterval(monitorTimer);
+    clearInterval(networkTimer);
     cancels.stop();
     const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), env.IAAS_SHUTDOWN_GRACE_SECONDS * 1000).unref());
     if ((await Promise.race([worker.close(), grace])) === "timeout") {

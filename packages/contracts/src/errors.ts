@@ -33,6 +33,12 @@ export const ErrorCode = z.enum([
   "JOB_CANCELLED",
   "SERVICE_UNAVAILABLE",
   "UNAUTHORIZED",
+  "SUBNET_CONFLICT",
+  "NETWORK_IN_USE",
+  "ADDRESS_TAKEN",
+  "PORT_TAKEN",
+  "NETWORK_FAILED",
+  "WAIT_TIMEOUT",
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -75,6 +81,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case "URL_NOT_ALLOWED":
     case "SOURCE_PATH_NOT_ALLOWED":
     case "UPLOAD_INCOMPLETE":
+    case "SUBNET_CONFLICT":
       return 400;
     case "UPLOAD_OFFSET_MISMATCH":
       return 409;
@@ -93,6 +100,9 @@ export function httpStatusFor(code: ErrorCode): number {
     case "IMAGE_IN_USE":
     case "IDEMPOTENCY_KEY_REUSED":
     case "JOB_NOT_CANCELLABLE":
+    case "NETWORK_IN_USE":
+    case "ADDRESS_TAKEN":
+    case "PORT_TAKEN":
       return 409;
     case "NO_HOST_AVAILABLE":
       return 409;
@@ -103,8 +113,11 @@ export function httpStatusFor(code: ErrorCode): number {
     case "QEMU_IMG_FAILED":
     case "JOB_TIMEOUT":
     case "JOB_CANCELLED":
+    case "NETWORK_FAILED":
     case "INTERNAL":
       return 500;
+    case "WAIT_TIMEOUT":
+      return 504;
   }
 }
 

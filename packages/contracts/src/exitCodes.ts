@@ -26,6 +26,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "URL_NOT_ALLOWED":
     case "SOURCE_PATH_NOT_ALLOWED":
     case "UPLOAD_INCOMPLETE":
+    case "SUBNET_CONFLICT":
       return ExitCode.USAGE;
     case "UPLOAD_OFFSET_MISMATCH":
     case "EXPORT_EXPIRED":
@@ -41,7 +42,12 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "IDEMPOTENCY_KEY_REUSED":
     case "JOB_NOT_CANCELLABLE":
     case "NO_HOST_AVAILABLE":
+    case "NETWORK_IN_USE":
+    case "ADDRESS_TAKEN":
+    case "PORT_TAKEN":
       return ExitCode.NOT_FOUND_OR_CONFLICT;
+    case "WAIT_TIMEOUT":
+      return ExitCode.WAIT_TIMEOUT;
     case "HOST_OFFLINE":
     case "SERVICE_UNAVAILABLE":
     case "UNAUTHORIZED":
@@ -50,6 +56,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "QEMU_IMG_FAILED":
     case "JOB_TIMEOUT":
     case "JOB_CANCELLED":
+    case "NETWORK_FAILED":
     case "INTERNAL":
       return ExitCode.JOB_FAILED;
   }

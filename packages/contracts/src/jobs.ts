@@ -24,6 +24,20 @@ export const JobPayloads = {
   "vm.stop": VmRef.extend({ force: z.boolean(), timeoutSeconds: z.number().int().min(0) }),
   "vm.reboot": VmRef,
   "vm.delete": VmRef,
+  /** The NIC row exists already (IPAM in the submitting transaction); the host realizes it. */
+  "vm.nic.add": VmRef.extend({ nicId: z.string() }),
+  /** The NIC row is gone (its address released); the host removes its tap. */
+  "vm.nic.remove": VmRef.extend({ nicId: z.string(), network: z.string() }),
+  "vm.port.add": VmRef.extend({ forwardId: z.string() }),
+  "vm.port.remove": VmRef.extend({
+    forwardId: z.string(),
+    hostPort: z.number().int(),
+    protocol: z.enum(["tcp", "udp"]),
+    address: z.string().nullable(),
+    nicIndex: z.number().int(),
+  }),
+  /** Waits until a TCP port of the guest answers through its network (`iaas vm wait --for port=N`). */
+  "vm.probe": VmRef.extend({ port: z.number().int(), nic: z.number().int(), timeoutSeconds: z.number().int() }),
   "image.import": z.object({
     imageId: z.string(),
     source: z.discriminatedUnion("type", [
@@ -60,6 +74,11 @@ export const JobResults = {
   "vm.stop": VmResult.extend({ forced: z.boolean() }),
   "vm.reboot": VmResult,
   "vm.delete": z.object({ vmId: z.string(), deleted: z.literal(true) }),
+  "vm.nic.add": z.object({ vmId: z.string(), nicId: z.string(), mac: z.string(), ip: z.string() }),
+  "vm.nic.remove": z.object({ vmId: z.string(), nicId: z.string() }),
+  "vm.port.add": z.object({ vmId: z.string(), forwardId: z.string() }),
+  "vm.port.remove": z.object({ vmId: z.string(), forwardId: z.string() }),
+  "vm.probe": z.object({ vmId: z.string(), ip: z.string(), port: z.number().int(), elapsedMs: z.number() }),
   "image.import": z.object({
     imageId: z.string(),
     sourceFormat: z.string(),
@@ -82,6 +101,11 @@ export const JobType = z.enum([
   "vm.stop",
   "vm.reboot",
   "vm.delete",
+  "vm.nic.add",
+  "vm.nic.remove",
+  "vm.port.add",
+  "vm.port.remove",
+  "vm.probe",
   "image.import",
   "image.export",
   "vm.export",
@@ -114,6 +138,11 @@ export const JobCatalog: Record<JobType, JobCatalogEntry> = {
   "vm.stop": { timeoutMs: 60 * 60_000 + 60_000, attempts: 2, cancellable: true, title: "stop VM" },
   "vm.reboot": { timeoutMs: 60_000, attempts: 2, cancellable: true, title: "reboot VM" },
   "vm.delete": { timeoutMs: 5 * 60_000, attempts: 3, cancellable: true, title: "delete VM" },
+  "vm.nic.add": { timeoutMs: 2 * 60_000, attempts: 3, cancellable: false, title: "add NIC" },
+  "vm.nic.remove": { timeoutMs: 2 * 60_000, attempts: 3, cancellable: false, title: "remove NIC" },
+  "vm.port.add": { timeoutMs: 2 * 60_000, attempts: 3, cancellable: false, title: "add port forward" },
+  "vm.port.remove": { timeoutMs: 2 * 60_000, attempts: 3, cancellable: false, title: "remove port forward" },
+  "vm.probe": { timeoutMs: 61 * 60_000, attempts: 1, cancellable: true, cancellableWhileRunning: true, title: "wait for a guest port" },
   "image.import": { timeoutMs: 6 * 60 * 60_000, attempts: 3, cancellable: true, cancellableWhileRunning: true, title: "import image" },
   "image.export": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "export image" },
   "vm.export": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "export VM disk" },

@@ -2,12 +2,10 @@ import { z } from "zod";
 import { Accelerator, HostState, ImageState, VmState } from "./states.js";
 import { JobError } from "./errors.js";
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { looksLikeUuid } from "./ids.js";
+import { HostNetworkInfo, Nic, NicRequest } from "./networks.js";
 
-/** True when `ref` has the form of a UUID (so it is looked up as an id, not a name). */
-export function looksLikeUuid(ref: string): boolean {
-  return UUID_RE.test(ref);
-}
+
 
 /** VM names are DNS labels: safe in file names, QEMU options and host names. */
 export const VmName = z
@@ -38,6 +36,14 @@ export const VmCreateRequest = z.object({
   host: z.string().min(1).optional(),
   start: z.boolean().default(false),
   dryRun: z.boolean().default(false),
+  /** One NIC per entry; left out: one NIC on the `default` network; `[]`: no NIC. */
+  networks: z.array(NicRequest).max(8).optional(),
+  /** cloud-init: SSH public keys for the default user (one per line of an authorized_keys file). */
+  sshKeys: z.array(z.string().min(1)).max(32).optional(),
+  /** cloud-init user-data (a `#cloud-config` document or a script), at most 64 KiB. */
+  userData: z.string().optional(),
+  /** The guest's host name (a DNS label); default the VM name. */
+  hostname: z.string().optional(),
 });
 export type VmCreateRequest = z.infer<typeof VmCreateRequest>;
 
@@ -61,6 +67,12 @@ export const Vm = z.object({
   lockJobId: z.string().nullable(),
   pid: z.number().int().nullable(),
   accelerator: Accelerator.nullable(),
+  /** Name of the host the VM lives on. */
+  hostName: z.string().nullable(),
+  hostname: z.string(),
+  nics: z.array(Nic),
+  /** The user-mode fallback NIC (host without bridge support): isolated, forwards only. */
+  userModeNetworking: z.boolean(),
   lastError: JobError.nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -148,6 +160,7 @@ export const Host = z.object({
   capacity: HostResources,
   allocated: HostResources.extend({ vms: z.number().int() }),
   labels: z.record(z.string(), z.string()),
+  network: HostNetworkInfo.nullable(),
   lastHeartbeatAt: z.string(),
   startedAt: z.string(),
 });

@@ -15,3 +15,4 @@ export * from "./inspectImage.js";
 export * from "./decompress.js";
 export * from "./process.js";
 export * from "./accel.js";
+export * from "./net/index.js";

@@ -14,17 +14,30 @@ export interface HostForward {
   guestPort: number;
 }
 
-/** A NIC on QEMU's user-mode (slirp) network. The only kind for now. */
+/** A NIC on QEMU's user-mode (slirp) network: the fallback where the host cannot make bridges. */
 export interface UserNic {
   type: "user";
   /** Default: derived from the VM uuid and the NIC's index (see macFromUuid). */
   mac?: string;
   /** Isolate the guest from the host network (hostForwards still work). */
   restrict?: boolean;
+  /** The guest-side subnet (CIDR), the host's address on it and the address DHCP hands out. */
+  subnet?: string;
+  hostAddress?: string;
+  dhcpStart?: string;
   hostForwards?: readonly HostForward[];
 }
 
-export type VmNic = UserNic;
+/** A NIC on a tap device the host created and enslaved to a bridge. */
+export interface TapNic {
+  type: "tap";
+  ifname: string;
+  mac: string;
+  /** MTU advertised to the guest (virtio-net host_mtu). */
+  mtu?: number;
+}
+
+export type VmNic = UserNic | TapNic;
 
 export interface VmLaunchSpec {
   name: string;
@@ -43,6 +56,12 @@ export interface VmLaunchSpec {
   pidfile: string;
   qmpSocket: string;
   serialLog: string;
+  /** A second serial port as a unix socket (a root shell in the test guests; a login on others). */
+  serialSocket?: string;
+  /** A read-only raw disk with the cloud-init NoCloud seed (`cidata`). */
+  seedPath?: string;
+  /** The guest's host name, also passed as fw_cfg `opt/iaas/hostname` for guests without cloud-init. */
+  hostname?: string;
   /** Default `qemu-system-x86_64`. */
   binary?: string;
 }
@@ -134,9 +153,27 @@ function port(n: number, what: string): number {
   return n;
 }
 
-function netdevArgs(nic: VmNic, index: number): string {
+const IPV4_RE = /^(\d{1,3})(\.\d{1,3}){3}$/;
+
+function ipv4(value: string, what: string): string {
+  if (!IPV4_RE.test(value)) throw new QemuSpecError(`${what} must be an IPv4 address, got '${value}'`);
+  return value;
+}
+
+function tapNetdevArgs(nic: TapNic, index: number): string {
+  if (!/^[a-z0-9-]{1,15}$/.test(nic.ifname)) throw new QemuSpecError(`nics[${index}].ifname must be 1-15 of [a-z0-9-], got '${nic.ifname}'`);
+  return `tap,id=net${index},ifname=${nic.ifname},script=no,downscript=no`;
+}
+
+function netdevArgs(nic: UserNic, index: number): string {
   const opts = [`user`, `id=net${index}`];
   if (nic.restrict === true) opts.push("restrict=on");
+  if (nic.subnet !== undefined) {
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(nic.subnet)) throw new QemuSpecError(`nics[${index}].subnet must be a CIDR, got '${nic.subnet}'`);
+    opts.push(`net=${nic.subnet}`);
+  }
+  if (nic.hostAddress !== undefined) opts.push(`host=${ipv4(nic.hostAddress, `nics[${index}].hostAddress`)}`);
+  if (nic.dhcpStart !== undefined) opts.push(`dhcpstart=${ipv4(nic.dhcpStart, `nics[${index}].dhcpStart`)}`);
   for (const f of nic.hostForwards ?? []) {
     const addr = f.hostAddress ?? "127.0.0.1";
     if (!/^[0-9.]+$/.test(addr)) throw new QemuSpecError(`hostForwards.hostAddress must be an IPv4 address, got '${addr}'`);
@@ -208,11 +245,33 @@ export function buildQemuArgv(spec: VmLaunchSpec): string[] {
     "-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
   ];
 
+  if (spec.seedPath !== undefined) {
+    const seed = escapeOptionValue(assertAbsolutePath(spec.seedPath, "seedPath"), "seedPath");
+    argv.push("-drive", `file=${seed},if=none,id=seed0,format=raw,readonly=on`, "-device", "virtio-blk-pci,drive=seed0,id=virtio-seed0");
+  }
+  if (spec.serialSocket !== undefined) {
+    const sock = escapeOptionValue(assertAbsolutePath(spec.serialSocket, "serialSocket"), "serialSocket");
+    argv.push("-chardev", `socket,id=serial1,path=${sock},server=on,wait=off`, "-serial", "chardev:serial1");
+  }
+  if (spec.hostname !== undefined) {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(spec.hostname)) throw new QemuSpecError(`hostname must be a DNS label, got '${spec.hostname}'`);
+    argv.push("-fw_cfg", `name=opt/iaas/hostname,string=${spec.hostname}`);
+  }
+
   spec.nics.forEach((nic, i) => {
-    if (nic.type !== "user") throw new QemuSpecError(`nics[${i}].type must be 'user', got '${String(nic.type)}'`);
     const mac = nic.mac ?? macFromUuid(spec.uuid, i);
     if (!MAC_RE.test(mac)) throw new QemuSpecError(`nics[${i}].mac must look like 52:54:00:12:34:56, got '${mac}'`);
-    argv.push("-netdev", netdevArgs(nic, i), "-device", `virtio-net-pci,netdev=net${i},id=nic${i},mac=${mac.toLowerCase()}`);
+    let device = `virtio-net-pci,netdev=net${i},id=nic${i},mac=${mac.toLowerCase()}`;
+    let netdev: string;
+    if (nic.type === "tap") {
+      netdev = tapNetdevArgs(nic, i);
+      if (nic.mtu !== undefined) device += `,host_mtu=${positiveInt(nic.mtu, `nics[${i}].mtu`, 65535)}`;
+    } else if (nic.type === "user") {
+      netdev = netdevArgs(nic, i);
+    } else {
+      throw new QemuSpecError(`nics[${i}].type must be 'user' or 'tap', got '${String((nic as { type: unknown }).type)}'`);
+    }
+    argv.push("-netdev", netdev, "-device", device);
   });
 
   return argv;

@@ -1,25 +1,37 @@
 import { Router, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
-import { ExportRequest, VmCreateRequest, VmStopRequest } from "@iaas/contracts";
+import { ExportRequest, NicRequest, PortForwardRequest, PortProtocol, VmCreateRequest, VmProbeRequest, VmStopRequest } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
-import { toExportDto, toVmDto } from "../services/dto.js";
+import { toExportDto, toPortForwardDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
 import type { ExportService } from "../services/ExportService.js";
 import { requestHash } from "../services/JobSubmitter.js";
 import { findVm } from "../services/resolve.js";
 import type { VmAction, VmService } from "../services/VmService.js";
+import type { VmNetworkService } from "../services/VmNetworkService.js";
 import { streamConsole } from "./console.js";
 
 function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
 }
 
-export function vmRoutes(deps: { db: PrismaClient; vms: VmService; exports: ExportService; redis: Redis; queuePrefix: string }): Router {
-  const { db, vms } = deps;
+export function vmRoutes(deps: {
+  db: PrismaClient;
+  vms: VmService;
+  vmNetworks: VmNetworkService;
+  exports: ExportService;
+  redis: Redis;
+  queuePrefix: string;
+}): Router {
+  const { db, vms, vmNetworks } = deps;
   const router = Router();
+  const vmDto = async (id: string | null) => {
+    const vm = await db.vm.findUnique({ where: { id: id ?? "" }, include: VM_DTO_INCLUDE });
+    return vm ? toVmDto(vm) : null;
+  };
 
   router.get("/", async (_req, res) => {
-    const items = await db.vm.findMany({ include: { image: { select: { name: true } } }, orderBy: { name: "asc" } });
+    const items = await db.vm.findMany({ include: VM_DTO_INCLUDE, orderBy: { name: "asc" } });
     res.json({ items: items.map(toVmDto) });
   });
 
@@ -30,21 +42,18 @@ export function vmRoutes(deps: { db: PrismaClient; vms: VmService; exports: Expo
       return;
     }
     const submitted = await vms.create(body, meta(req));
-    const vm = await db.vm.findUnique({ where: { id: submitted.job.vmId ?? "" }, include: { image: { select: { name: true } } } });
-    sendAccepted(res, submitted, { vm: vm ? toVmDto(vm) : null });
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
   });
 
   router.get("/:ref", async (req, res) => {
     const vm = await findVm(db, req.params.ref);
-    const image = await db.image.findUnique({ where: { id: vm.imageId }, select: { name: true } });
-    res.json(toVmDto({ ...vm, image }));
+    res.json(await vmDto(vm.id));
   });
 
   const action = (name: VmAction) => async (req: Request<{ ref: string }>, res: Response) => {
     const stop = name === "stop" ? validate(VmStopRequest, req.body, "VM stop request") : undefined;
     const submitted = await vms.act(req.params.ref, name, meta(req), stop);
-    const vm = await db.vm.findUnique({ where: { id: submitted.job.vmId ?? "" }, include: { image: { select: { name: true } } } });
-    sendAccepted(res, submitted, { vm: vm ? toVmDto(vm) : null });
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
   };
   router.post("/:ref/start", action("start"));
   router.post("/:ref/stop", action("stop"));
@@ -56,6 +65,43 @@ export function vmRoutes(deps: { db: PrismaClient; vms: VmService; exports: Expo
     const submitted = await deps.exports.exportVm(req.params.ref, body, meta(req));
     const created = await db.export.findUniqueOrThrow({ where: { jobId: submitted.job.id } });
     sendAccepted(res, submitted, { export: toExportDto(created) });
+  });
+
+  router.post("/:ref/nics", async (req, res) => {
+    const body = validate(NicRequest, req.body, "NIC request");
+    const submitted = await vmNetworks.addNic(req.params.ref, body, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.delete("/:ref/nics/:nic", async (req, res) => {
+    const submitted = await vmNetworks.removeNic(req.params.ref, req.params.nic, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.get("/:ref/ports", async (req, res) => {
+    const vm = await findVm(db, req.params.ref);
+    const forwards = await db.portForward.findMany({ where: { vmId: vm.id }, include: { nic: { select: { index: true } } }, orderBy: [{ protocol: "asc" }, { hostPort: "asc" }] });
+    res.json({ items: forwards.map((f) => toPortForwardDto(f, f.nic.index)) });
+  });
+
+  router.post("/:ref/ports", async (req, res) => {
+    const body = validate(PortForwardRequest, req.body, "port forward request");
+    const submitted = await vmNetworks.addPort(req.params.ref, body, meta(req));
+    const forward = submitted.extra?.forward ?? (await db.portForward.findFirst({ where: { vmId: submitted.job.vmId ?? "", hostPort: body.hostPort, protocol: body.protocol } }));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId), forward: forward ? toPortForwardDto(forward, body.nic) : null });
+  });
+
+  router.delete("/:ref/ports/:hostPort", async (req, res) => {
+    const port = validate(PortForwardRequest.shape.hostPort, Number(req.params.hostPort), "host port");
+    const protocol = validate(PortProtocol, req.query["protocol"] ?? "tcp", "protocol");
+    const submitted = await vmNetworks.removePort(req.params.ref, port, protocol, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.post("/:ref/probe", async (req, res) => {
+    const body = validate(VmProbeRequest, req.body, "probe request");
+    const submitted = await vmNetworks.probe(req.params.ref, body, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
   });
 
   router.get("/:ref/console", async (req, res) => {

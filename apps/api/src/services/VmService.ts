@@ -10,6 +10,9 @@ import {
   type VmStopRequest,
 } from "@iaas/contracts";
 import { isUniqueViolation, type Image, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
+import { parseSshKeys, validateHostname, validateUserData } from "@iaas/hypervisor";
+import { hostNetworkOf } from "./dto.js";
+import { allocateNic, networkReasons, resolveNicRequests, type NetworkDemand } from "./nicAllocation.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { loadHostCapacities } from "./hostCapacity.js";
 import { isHostOnline } from "./dto.js";
@@ -80,8 +83,18 @@ export class VmService {
     return { image, demand: { name: req.name, cpus: req.cpus, memoryBytes, diskBytes } };
   }
 
+  /** The NICs asked for, and a placement rule that keeps out hosts that cannot join their networks. */
+  private async networkDemand(tx: Prisma.TransactionClient | PrismaClient, req: VmCreateRequest, demand: VmDemand): Promise<NetworkDemand[]> {
+    const nics = await resolveNicRequests(tx as Prisma.TransactionClient, req.networks);
+    const hosts = await tx.host.findMany({ select: { id: true, network: true } });
+    const info = new Map(hosts.map((h) => [h.id, hostNetworkOf(h)]));
+    demand.otherReasons = (hostId) => networkReasons(hostId, info.get(hostId) ?? null, nics);
+    return nics;
+  }
+
   async dryRun(req: VmCreateRequest): Promise<VmCreateDryRun> {
     const { image, demand } = await this.demandFor(this.db, req);
+    await this.networkDemand(this.db, req, demand);
     const hosts = await loadHostCapacities(this.db, this.offlineAfterSeconds);
     const placement = placeVm(hosts, demand, req.host);
     return { dryRun: true, name: req.name, imageId: image.id, cpus: demand.cpus, memoryBytes: demand.memoryBytes, diskBytes: demand.diskBytes, placement };
@@ -92,6 +105,8 @@ export class VmService {
       // Serialize placement so two concurrent creates cannot both take a host's last room.
       await tx.$queryRaw`SELECT pg_advisory_xact_lock(7301)::text AS locked`;
       const { image, demand } = await this.demandFor(tx, req);
+      const guest = cloudInitOf(req);
+      const nics = await this.networkDemand(tx, req, demand);
       const placement = placeVm(await loadHostCapacities(tx, this.offlineAfterSeconds), demand, req.host);
       let vm: Vm;
       try {
@@ -104,6 +119,7 @@ export class VmService {
             cpus: demand.cpus,
             memoryBytes: BigInt(demand.memoryBytes),
             diskBytes: BigInt(demand.diskBytes),
+            ...guest,
             lockJobId: jobId,
           },
         });
@@ -115,6 +131,7 @@ export class VmService {
         }
         throw err;
       }
+      for (const [index, nic] of nics.entries()) await allocateNic(tx, vm.id, index, nic.network, nic.request);
       return {
         spec: { type: "vm.create", payload: { vmId: vm.id, start: req.start }, hostId: vm.hostId, vmId: vm.id, imageId: image.id, targetName: vm.name },
         extra: vm,
@@ -131,12 +148,7 @@ export class VmService {
           hint: stateHint(action, vm.state, vm.name),
         });
       }
-      const host = await tx.host.findUnique({ where: { id: vm.hostId } });
-      if (!host || !isHostOnline(host, this.offlineAfterSeconds)) {
-        throw new IaasError("HOST_OFFLINE", `cannot ${rule.verb} VM '${vm.name}': its host '${vm.hostId}' is offline`, {
-          hint: `start the worker of host '${vm.hostId}' (IAAS_HOST_ID=${vm.hostId}), then retry; \`iaas host list\` shows host state`,
-        });
-      }
+      await requireHostOnline(tx, vm, rule.verb, this.offlineAfterSeconds);
       const payload =
         action === "stop"
           ? { vmId: vm.id, force: stop?.force ?? false, timeoutSeconds: stop?.timeoutSeconds ?? 60 }
@@ -144,6 +156,26 @@ export class VmService {
       return { spec: { type: rule.job, payload, hostId: vm.hostId, vmId: vm.id, targetName: vm.name } as const, extra: vm };
     });
   }
+}
+
+/** Refuses to act on a VM whose host is offline (its worker would never take the job). */
+export async function requireHostOnline(tx: Prisma.TransactionClient, vm: Vm, verb: string, offlineAfterSeconds: number) {
+  const host = await tx.host.findUnique({ where: { id: vm.hostId } });
+  if (!host || !isHostOnline(host, offlineAfterSeconds)) {
+    throw new IaasError("HOST_OFFLINE", `cannot ${verb} VM '${vm.name}': its host '${vm.hostId}' is offline`, {
+      hint: `start the worker of host '${vm.hostId}' (IAAS_HOST_ID=${vm.hostId}), then retry; \`iaas host list\` shows host state`,
+    });
+  }
+  return host;
+}
+
+/** The cloud-init settings of a create request, checked: host name, SSH keys, user-data. */
+function cloudInitOf(req: VmCreateRequest): { hostname: string; sshKeys: string[]; userData: string | null } {
+  return {
+    hostname: validateHostname(req.hostname ?? req.name),
+    sshKeys: (req.sshKeys ?? []).flatMap((key, i) => parseSshKeys(key, `sshKeys[${i}]`)),
+    userData: req.userData === undefined ? null : validateUserData(req.userData),
+  };
 }
 
 /**

@@ -1,6 +1,17 @@
-import type { Export as ExportDto, Host as HostDto, Image as ImageDto, Job as JobDto, JobError, JobEvent as JobEventDto, Vm as VmDto } from "@iaas/contracts";
-import { Accelerator, ErrorCode, ImageFormat, JobProgress } from "@iaas/contracts";
-import type { Export, Host, Image, Job, JobEvent, Vm } from "@iaas/db";
+import type {
+  Export as ExportDto,
+  Host as HostDto,
+  Image as ImageDto,
+  Job as JobDto,
+  JobError,
+  JobEvent as JobEventDto,
+  Network as NetworkDto,
+  Nic as NicDto,
+  PortForward as PortForwardDto,
+  Vm as VmDto,
+} from "@iaas/contracts";
+import { Accelerator, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress } from "@iaas/contracts";
+import type { Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Vm } from "@iaas/db";
 
 interface ErrorColumns {
   errorCode: string | null;
@@ -19,7 +30,53 @@ function accel(value: string | null): VmDto["accelerator"] {
   return parsed.success ? parsed.data : null;
 }
 
-export function toVmDto(vm: Vm & { image?: Pick<Image, "name"> | null }): VmDto {
+/** What a VM DTO is read with: image name, host (name, network mode), NICs with network and forwards. */
+export const VM_DTO_INCLUDE = {
+  image: { select: { name: true } },
+  host: { select: { name: true, network: true } },
+  nics: { include: { network: { select: { name: true } }, forwards: true }, orderBy: { index: "asc" } },
+} satisfies Prisma.VmInclude;
+
+export type NicWithNetwork = Nic & { network: Pick<Network, "name">; forwards: PortForward[] };
+export type VmWithRelations = Vm & {
+  image?: Pick<Image, "name"> | null;
+  host?: Pick<Host, "name" | "network"> | null;
+  nics?: NicWithNetwork[];
+};
+
+export function toPortForwardDto(f: PortForward, nicIndex: number): PortForwardDto {
+  return {
+    id: f.id,
+    protocol: f.protocol === "udp" ? "udp" : "tcp",
+    address: f.address,
+    hostPort: f.hostPort,
+    guestPort: f.guestPort,
+    nicIndex,
+    hostId: f.hostId,
+    createdAt: f.createdAt.toISOString(),
+  };
+}
+
+export function toNicDto(nic: NicWithNetwork): NicDto {
+  return {
+    id: nic.id,
+    index: nic.index,
+    networkId: nic.networkId,
+    networkName: nic.network.name,
+    mac: nic.mac,
+    ip: nic.ip,
+    lease: nic.leaseIp && nic.leasedAt ? { ip: nic.leaseIp, at: nic.leasedAt.toISOString() } : null,
+    forwards: nic.forwards.map((f) => toPortForwardDto(f, nic.index)),
+  };
+}
+
+/** The host's reported network facts, or null for a worker that reports none. */
+export function hostNetworkOf(host: Pick<Host, "network">): HostNetworkInfo | null {
+  const parsed = HostNetworkInfo.safeParse(host.network);
+  return parsed.success ? parsed.data : null;
+}
+
+export function toVmDto(vm: VmWithRelations): VmDto {
   return {
     id: vm.id,
     name: vm.name,
@@ -33,9 +90,28 @@ export function toVmDto(vm: Vm & { image?: Pick<Image, "name"> | null }): VmDto 
     lockJobId: vm.lockJobId,
     pid: vm.pid,
     accelerator: accel(vm.accelerator),
+    hostName: vm.host?.name ?? null,
+    hostname: vm.hostname ?? vm.name,
+    nics: (vm.nics ?? []).map(toNicDto),
+    userModeNetworking: vm.host ? hostNetworkOf(vm.host)?.mode === "user" : false,
     lastError: errorOf(vm),
     createdAt: vm.createdAt.toISOString(),
     updatedAt: vm.updatedAt.toISOString(),
+  };
+}
+
+export function toNetworkDto(n: Network & { nics: (Pick<Nic, "ip"> & { vm: Pick<Vm, "id" | "name"> })[] }): NetworkDto {
+  return {
+    id: n.id,
+    name: n.name,
+    mode: n.mode,
+    subnet: n.subnet,
+    gateway: n.gateway,
+    mtu: n.mtu,
+    dnsDomain: n.dnsDomain,
+    vni: n.vni,
+    vms: n.nics.map((nic) => ({ id: nic.vm.id, name: nic.vm.name, ip: nic.ip })).sort((a, b) => a.name.localeCompare(b.name)),
+    createdAt: n.createdAt.toISOString(),
   };
 }
 
@@ -132,6 +208,7 @@ export function toHostDto(host: Host, allocated: HostAllocation, offlineAfterSec
     capacity: { cpus: host.cpus, memoryBytes: Number(host.memoryBytes), diskBytes: Number(host.diskBytes) },
     allocated,
     labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])),
+    network: hostNetworkOf(host),
     lastHeartbeatAt: host.lastHeartbeatAt.toISOString(),
     startedAt: host.startedAt.toISOString(),
   };

@@ -15,6 +15,8 @@ export interface VmDemand {
   cpus: number;
   memoryBytes: number;
   diskBytes: number;
+  /** What else keeps a host out (e.g. it cannot join the VM's networks), by host id. */
+  otherReasons?: (hostId: string) => string[];
 }
 
 /** Judges one host: what it lacks (reasons) and, if it fits, its load after placing the VM. */
@@ -34,6 +36,7 @@ export function judgeHost(host: HostCapacity, demand: VmDemand): PlacementCandid
   if (demand.diskBytes > free.diskBytes) {
     reasons.push(`needs ${formatSize(demand.diskBytes)} disk, ${formatSize(Math.max(free.diskBytes, 0))} free`);
   }
+  reasons.push(...(demand.otherReasons?.(host.id) ?? []));
   if (reasons.length > 0) return { hostId: host.id, fits: false, reasons, score: null };
   const share = (used: number, total: number) => (total > 0 ? used / total : 1);
   const score = Math.max(
@@ -74,7 +77,7 @@ export function placeVm(hosts: HostCapacity[], demand: VmDemand, pinnedHost?: st
         hint:
           candidates.length === 0
             ? "start a worker (`npm run up`, or `node apps/worker/dist/main.js`) so it registers its host"
-            : "free resources (`iaas vm delete ...`), ask for less (--cpus/--memory/--disk), or bring another host online",
+            : "free resources (`iaas vm delete ...`), ask for less (--cpus/--memory/--disk), use another network, or bring another host online",
         details: { candidates },
       },
     );

@@ -5,6 +5,8 @@ import {
   Host,
   Image,
   Job,
+  Network,
+  PortForward,
   Vm,
   VmCreateDryRun,
   listOf,
@@ -12,7 +14,12 @@ import {
   type ImageCreateRequest,
   type JobState,
   type JobType,
+  type NetworkCreateRequest,
+  type NicRequest,
+  type PortForwardRequest,
+  type PortProtocol,
   type VmCreateRequest,
+  type VmProbeRequest,
   type VmStopRequest,
 } from "@iaas/contracts";
 import { CliError } from "../CliError.js";
@@ -22,6 +29,17 @@ import { JobAccepted } from "./JobAccepted.js";
 export type VmCreateInput = Omit<z.input<typeof VmCreateRequest>, "dryRun">;
 export type ImageCreateInput = z.input<typeof ImageCreateRequest>;
 export type ExportInput = z.input<typeof ExportRequest>;
+export type NetworkCreateInput = z.input<typeof NetworkCreateRequest>;
+export type NicInput = z.input<typeof NicRequest>;
+export type PortForwardInput = z.input<typeof PortForwardRequest>;
+export type VmProbeInput = z.input<typeof VmProbeRequest>;
+
+/**
+ * The `202` of POST /v1/vms/:ref/ports: the job, and the forward it realizes (null for a replayed
+ * request whose forward is gone by now).
+ */
+export const PortAccepted = JobAccepted.extend({ forward: PortForward.nullish() });
+export type PortAccepted = z.infer<typeof PortAccepted>;
 
 /** What POST /v1/images made. */
 export type ImageCreated =
@@ -52,6 +70,8 @@ const ImageList = listOf(Image);
 const JobList = listOf(Job);
 const HostList = listOf(Host);
 const ExportList = listOf(Export);
+const NetworkList = listOf(Network);
+const PortList = listOf(PortForward);
 
 export type ApiClientOptions = HttpTransportOptions;
 
@@ -113,6 +133,57 @@ export class ApiClient {
     });
     if (res.body === null) throw new CliError(`unexpected response from GET ${path}: no body`, { exitCode: ExitCode.JOB_FAILED });
     return res.body;
+  }
+
+  /** The serial console as text (the last 1 MiB), read to the end. */
+  async consoleText(ref: string, signal?: AbortSignal): Promise<string> {
+    const path = `/v1/vms/${enc(ref)}/console`;
+    const res = await this.http.send({ method: "GET", path, accept: "text/plain", signal });
+    return res.text();
+  }
+
+  /** Adds a NIC to a stopped VM: POST /v1/vms/:ref/nics. */
+  addNic(ref: string, nic: NicInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/nics`, json: nic });
+  }
+
+  /** Removes a NIC from a stopped VM; `nic` is its network (name or id) or its index. */
+  removeNic(ref: string, nic: string): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/vms/${enc(ref)}/nics/${enc(nic)}` });
+  }
+
+  async listPorts(ref: string): Promise<PortForward[]> {
+    return (await this.http.json(PortList, { method: "GET", path: `/v1/vms/${enc(ref)}/ports` })).items;
+  }
+
+  addPort(ref: string, req: PortForwardInput): Promise<PortAccepted> {
+    return this.http.json(PortAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/ports`, json: req });
+  }
+
+  removePort(ref: string, hostPort: number, protocol: PortProtocol): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/vms/${enc(ref)}/ports/${hostPort}`, query: { protocol } });
+  }
+
+  /** A `vm.probe` job: succeeds once the guest's TCP port answers, fails with WAIT_TIMEOUT otherwise. */
+  probeVm(ref: string, req: VmProbeInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/probe`, json: req });
+  }
+
+  createNetwork(req: NetworkCreateInput): Promise<Network> {
+    return this.http.json(Network, { method: "POST", path: "/v1/networks", json: req });
+  }
+
+  async listNetworks(): Promise<Network[]> {
+    return (await this.http.json(NetworkList, { method: "GET", path: "/v1/networks" })).items;
+  }
+
+  getNetwork(ref: string): Promise<Network> {
+    return this.http.json(Network, { method: "GET", path: `/v1/networks/${enc(ref)}` });
+  }
+
+  async deleteNetwork(ref: string): Promise<void> {
+    const res = await this.http.send({ method: "DELETE", path: `/v1/networks/${enc(ref)}` });
+    await res.body?.cancel();
   }
 
   /**

@@ -5,6 +5,7 @@ import { usageError } from "../CliError.js";
 import { ApiClient } from "../client/ApiClient.js";
 import { resolveConfig, type ResolvedConfig } from "../config.js";
 import { Output, type Writer } from "../output/Output.js";
+import { runInheritingStdio, type RunProcess } from "../runProcess.js";
 import { globalOptionValues } from "./globalOptions.js";
 
 /** Everything the CLI takes from its surroundings; tests pass fakes. */
@@ -26,6 +27,10 @@ export interface CliDeps {
   transferBackoffMs?: readonly number[];
   /** Animate the spinner on a terminal (default true). */
   animate?: boolean;
+  /** Pause between polls of `vm wait` (default 500 ms). */
+  pollIntervalMs?: number;
+  /** Runs a program with the terminal (`vm ssh`); default: spawn with inherited stdio. */
+  runProcess?: RunProcess;
 }
 
 /** Builds the context for a command's action (from its options and the program's). */
@@ -73,6 +78,16 @@ export class CommandContext {
 
   now(): Date {
     return this.deps.now?.() ?? new Date();
+  }
+
+  /** Pause between polls while waiting for a condition. */
+  get pollIntervalMs(): number {
+    return this.deps.pollIntervalMs ?? 500;
+  }
+
+  /** Runs a program with the terminal and answers its exit code. */
+  runProcess(command: string, args: readonly string[]): Promise<number> {
+    return (this.deps.runProcess ?? runInheritingStdio)(command, args);
   }
 
   /** True once the user pressed Ctrl-C. */

@@ -3,7 +3,7 @@ import { ExitCode, isTerminalJobState, JobCatalog, JobResults, type Job } from "
 import { CliError, EXIT_INTERRUPTED } from "../CliError.js";
 import type { JobAccepted } from "../client/JobAccepted.js";
 import { followJob } from "../follow/followJob.js";
-import { jobTarget, shortId } from "../output/format.js";
+import { formatDuration, jobTarget, shortId } from "../output/format.js";
 import { exportDetails } from "../output/exportView.js";
 import { imageDetails } from "../output/imageView.js";
 import { jobDetails } from "../output/jobView.js";
@@ -42,14 +42,14 @@ export async function waitForJob(ctx: CommandContext, job: Job): Promise<void> {
  * Follows a job until it is final, with a progress display on stderr, and answers the final job
  * (whatever its state). Throws exit 4 when --timeout passes first, 130 on Ctrl-C.
  */
-export async function followToEnd(ctx: CommandContext, job: Job): Promise<Job> {
+export async function followToEnd(ctx: CommandContext, job: Job, timeoutMs: number | null = ctx.timeoutMs): Promise<Job> {
   if (isTerminalJobState(job.state)) return job;
   const renderer = createProgressRenderer(ctx.deps.stderr, { animate: ctx.deps.animate });
   renderer.start(job);
   let result;
   try {
     result = await followJob(ctx.client, job.id, {
-      timeoutMs: ctx.timeoutMs,
+      timeoutMs,
       onEvent: (event) => renderer.event(event),
       onJob: (polled) => renderer.job(polled),
       onFallback: (reason) => renderer.note(`no live event stream (${reason}); polling the job instead`),
@@ -66,7 +66,7 @@ export async function followToEnd(ctx: CommandContext, job: Job): Promise<Job> {
   }
   if (result.kind === "timeout") {
     renderer.stop();
-    throw timeoutError(job.id, result.job, ctx.timeoutMs);
+    throw timeoutError(job.id, result.job, timeoutMs);
   }
   renderer.finish(result.job);
   return result.job;
@@ -107,11 +107,22 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
     case "vm.create":
     case "vm.start":
     case "vm.stop":
-    case "vm.reboot": {
+    case "vm.reboot":
+    case "vm.nic.add":
+    case "vm.nic.remove":
+    case "vm.port.add":
+    case "vm.port.remove": {
       const ref = job.vmId ?? job.targetName;
       if (ref === null) break;
       const [vm, hosts] = await Promise.all([ctx.client.getVm(ref), ctx.client.listHosts().catch(() => [])]);
-      ctx.out.line(vmDetails(vm, hostNames(hosts)));
+      ctx.out.line(vmDetails(vm, hostNames(hosts), ctx.now()));
+      return;
+    }
+    case "vm.probe": {
+      const result = JobResults["vm.probe"].safeParse(job.result);
+      if (!result.success) break;
+      const { port, ip, elapsedMs } = result.data;
+      ctx.out.line(`${job.targetName ?? job.vmId ?? "vm"}: port ${port} answers at ${ip} (after ${formatDuration(elapsedMs)})`);
       return;
     }
     case "image.import": {

@@ -1,12 +1,17 @@
 import type { Command } from "commander";
-import { ExitCode, VmName } from "@iaas/contracts";
+import { ExitCode, VmName, type NicRequest } from "@iaas/contracts";
 import { CliError, usageError } from "../CliError.js";
 import type { VmCreateInput } from "../client/ApiClient.js";
 import { hostNames, dryRunView, vmDetails, vmTable } from "../output/vmView.js";
+import { readSshKeys, readUserData } from "./cloudInitFiles.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
 import { addExportOptions, exportAndDownload, type ExportOptions } from "./export.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
+import { hostnameLabel, NIC_SPEC_HELP, nicSpecInto } from "./networkSpecs.js";
 import { intBetween, size } from "./optionParsers.js";
+import { registerVmNetworkCommands } from "./vmNetwork.js";
+import { registerVmSshCommand } from "./vmSsh.js";
+import { registerVmWaitCommand } from "./vmWait.js";
 
 interface WaitOption {
   wait?: boolean;
@@ -20,6 +25,11 @@ interface VmCreateOptions extends WaitOption {
   host?: string;
   start?: boolean;
   dryRun?: boolean;
+  /** The NICs given with --network; false after --no-network. */
+  network?: NicRequest[] | false;
+  sshKey?: string[];
+  userData?: string;
+  hostname?: string;
 }
 
 interface VmStopOptions extends WaitOption {
@@ -29,11 +39,35 @@ interface VmStopOptions extends WaitOption {
 
 const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
 
-/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console, export. */
+const CREATE_HELP = `
+Networking:
+  Without --network or --no-network the VM gets one NIC on the network named "default".
+  --network ${NIC_SPEC_HELP}
+      one NIC per option, in order (nic 0 first): a network name or id, optionally a fixed
+      address in its subnet (ip=) and a fixed unicast MAC (mac=)
+  --no-network
+      no NIC at all (reach the VM through its serial console only)
+
+cloud-init:
+  --ssh-key takes an authorized_keys-style file (e.g. ~/.ssh/id_ed25519.pub): every line that is
+  neither blank nor a # comment is one key. --user-data is sent as it is (at most 64 KiB).
+
+Examples:
+  iaas vm create web1 --image deb12 --ssh-key ~/.ssh/id_ed25519.pub --start --wait
+  iaas vm create db1 --image deb12 --network default --network backend,ip=10.20.0.10 --start
+  iaas vm create lab1 --image deb12 --no-network --user-data init.yaml
+`;
+
+/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console, export, ip, nic, port, wait, ssh. */
 export function registerVmCommands(program: Command, ctxOf: ContextFactory): void {
   const vm = program.command("vm").description("create and manage virtual machines");
 
-  vm.command("create")
+  // `--network` and `--no-network` set the same option; remember which were given to refuse both.
+  const networkFlags = new Set<string>();
+  const create = vm.command("create");
+  create.on("option:network", () => networkFlags.add("--network"));
+  create.on("option:no-network", () => networkFlags.add("--no-network"));
+  create
     .description("create a VM from an image (a qcow2 overlay on it), optionally start it")
     .argument("<name>", "VM name: lower-case letters, digits and '-'")
     .requiredOption("--image <image>", "image name or id (see `iaas image list`)")
@@ -41,13 +75,20 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
     .option("--memory <size>", "memory, e.g. 512M or 2G (default 512M)", size)
     .option("--disk <size>", "disk size, e.g. 10G (default: the image's virtual size)", size)
     .option("--host <host>", "place the VM on this host instead of letting the scheduler choose")
+    .option("--network <spec>", `a NIC: ${NIC_SPEC_HELP} (repeatable; default: one NIC on "default")`, nicSpecInto)
+    .option("--no-network", "create the VM without any NIC")
+    .option("--ssh-key <file>", "a public key file for the guest's default user (repeatable)", (value: string, previous: string[] = []) => [...previous, value])
+    .option("--user-data <file>", "cloud-init user-data: a #cloud-config document or a script (at most 64 KiB)")
+    .option("--hostname <name>", "the guest's host name (default: the VM name)", hostnameLabel)
     .option("--start", "start the VM once it is created")
     .option("--dry-run", "show where the VM would be placed, and why; create nothing")
     .option("--wait", WAIT_HELP)
+    .addHelpText("after", CREATE_HELP)
     .action(async (name: string, opts: VmCreateOptions, command: Command) => {
       const ctx = ctxOf(command);
       const checked = VmName.safeParse(name);
       if (!checked.success) throw usageError(`invalid VM name '${name}': ${checked.error.issues.map((i) => i.message).join("; ")}`);
+      if (networkFlags.size > 1) throw usageError("--network and --no-network contradict each other; give one of them");
       const input: VmCreateInput = {
         name,
         image: opts.image,
@@ -56,6 +97,10 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
         disk: opts.disk,
         host: opts.host,
         start: opts.start === true,
+        networks: opts.network === false ? [] : opts.network,
+        sshKeys: opts.sshKey === undefined ? undefined : await readSshKeys(opts.sshKey),
+        userData: opts.userData === undefined ? undefined : await readUserData(opts.userData),
+        hostname: opts.hostname,
       };
       if (opts.dryRun === true) {
         const [plan, hosts] = await Promise.all([ctx.client.planVm(input), ctx.client.listHosts().catch(() => [])]);
@@ -68,7 +113,7 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
 
   vm.command("list")
     .alias("ls")
-    .description("list VMs")
+    .description("list VMs: state, host, address (of the first NIC), resources, image")
     .action(async (_opts: object, command: Command) => {
       const ctx = ctxOf(command);
       const [vms, hosts] = await Promise.all([ctx.client.listVms(), ctx.client.listHosts().catch(() => [])]);
@@ -77,13 +122,13 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
     });
 
   vm.command("show")
-    .description("show a VM")
+    .description("show a VM: state, host, resources, last error, and its NICs with addresses, DHCP leases and port forwards")
     .argument("<name>", "VM name or id")
     .action(async (name: string, _opts: object, command: Command) => {
       const ctx = ctxOf(command);
       const [found, hosts] = await Promise.all([ctx.client.getVm(name), ctx.client.listHosts().catch(() => [])]);
       if (ctx.out.json) ctx.out.printJson(found);
-      else ctx.out.line(vmDetails(found, hostNames(hosts)));
+      else ctx.out.line(vmDetails(found, hostNames(hosts), ctx.now()));
     });
 
   vm.command("start")
@@ -143,6 +188,10 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
       const ctx = ctxOf(command);
       await printConsole(ctx, name, opts.follow === true);
     });
+
+  registerVmNetworkCommands(vm, ctxOf);
+  registerVmWaitCommand(vm, ctxOf);
+  registerVmSshCommand(vm, ctxOf);
 }
 
 /** Copies the console stream to stdout as bytes; Ctrl-C ends a followed stream normally. */

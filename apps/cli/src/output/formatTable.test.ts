@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { makeExport, makeHost, makeImage, makeJob, makeVm, HOST_ID, progressEvent, stateEvent } from "../testing/fixtures.js";
+import { makeExport, makeHost, makeHostNetwork, makeImage, makeJob, makeNic, makeVm, HOST_ID, progressEvent, stateEvent } from "../testing/fixtures.js";
 import { exportTable } from "./exportView.js";
 import { formatAge } from "./format.js";
 import { formatFields, formatTable } from "./formatTable.js";
@@ -28,23 +28,39 @@ describe("formatTable", () => {
 
 describe("resource tables", () => {
   it("lists VMs with host names and human sizes", () => {
-    const vms = [makeVm(), makeVm({ name: "db", state: "running", hostId: "ffffffff-unknown", memoryBytes: 1536 * 1024 ** 2, imageName: null })];
+    const vms = [
+      makeVm({ nics: [makeNic()] }),
+      makeVm({ name: "db", state: "running", hostId: "ffffffff-unknown", memoryBytes: 1536 * 1024 ** 2, imageName: null }),
+      makeVm({ name: "app", hostId: "eeeeeeee-unknown", hostName: "hv9", nics: [makeNic(), makeNic({ index: 1, ip: "10.20.0.5" })] }),
+      makeVm({ name: "iso", userModeNetworking: true }),
+    ];
     expect(vmTable(vms, hostNames([makeHost()]))).toBe(
       [
-        "NAME  STATE    HOST      CPUS  MEMORY   DISK   IMAGE",
-        "web1  stopped  hv1       2     512 MiB  2 GiB  deb12",
-        "db    running  ffffffff  2     1.5 GiB  2 GiB  3a4b5c6d",
+        "NAME  STATE    HOST      IP               CPUS  MEMORY   DISK   IMAGE",
+        "web1  stopped  hv1       10.100.0.2       2     512 MiB  2 GiB  deb12",
+        "db    running  ffffffff  -                2     1.5 GiB  2 GiB  3a4b5c6d",
+        "app   stopped  hv9       10.100.0.2 (+1)  2     512 MiB  2 GiB  deb12",
+        "iso   stopped  hv1       user             2     512 MiB  2 GiB  deb12",
       ].join("\n"),
     );
   });
 
   it("lists hosts with allocated/total resources and heartbeat age", () => {
-    const table = hostTable([makeHost(), makeHost({ id: "h2", name: "hv2", state: "offline", drained: true, accelerator: "tcg" })], NOW);
+    const table = hostTable(
+      [
+        makeHost({ network: makeHostNetwork() }),
+        makeHost({ id: "h2", name: "hv2", state: "offline", drained: true, accelerator: "tcg" }),
+        makeHost({ id: "h3", name: "hv3", network: makeHostNetwork({ mode: "user", address: null }) }),
+      ],
+      NOW,
+    );
     const lines = table.split("\n");
-    expect(lines[0]).toMatch(/^ID\s+NAME\s+STATE\s+ACCEL\s+CPUS\s+MEMORY\s+DISK\s+VMS\s+HEARTBEAT$/);
+    expect(lines[0]).toMatch(/^ID\s+NAME\s+STATE\s+ACCEL\s+CPUS\s+MEMORY\s+DISK\s+VMS\s+NETWORK\s+HEARTBEAT$/);
     expect(lines[1]).toContain(`${HOST_ID}  hv1   online`);
-    expect(lines[1]).toMatch(/kvm\s+2\/8\s+512 MiB\/16 GiB\s+2 GiB\/500 GiB\s+1\s+5s ago$/);
+    expect(lines[1]).toMatch(/kvm\s+2\/8\s+512 MiB\/16 GiB\s+2 GiB\/500 GiB\s+1\s+bridge 192\.168\.1\.10\s+5s ago$/);
     expect(lines[2]).toContain("offline,drained  tcg");
+    expect(lines[2]).toMatch(/\s1\s+-\s+5s ago$/);
+    expect(lines[3]).toMatch(/\s1\s+user\s+5s ago$/);
   });
 
   it("lists images with format, origin, sizes and a short sha256", () => {

@@ -1,6 +1,7 @@
 import { formatSize, type Host, type Vm, type VmCreateDryRun } from "@iaas/contracts";
 import { shortId } from "./format.js";
 import { formatFields, formatTable } from "./formatTable.js";
+import { indent, nicTable } from "./networkView.js";
 
 /** Host id → name, for showing hosts by name; ids that are missing show shortened. */
 export type HostNames = ReadonlyMap<string, string>;
@@ -13,14 +14,27 @@ function hostLabel(id: string, names: HostNames): string {
   return names.get(id) ?? shortId(id);
 }
 
-/** `iaas vm list`: NAME STATE HOST CPUS MEMORY DISK IMAGE. */
+/** The name of the VM's host: from the VM, else from the host list. */
+function vmHostName(vm: Vm, names: HostNames): string | undefined {
+  return vm.hostName ?? names.get(vm.hostId);
+}
+
+/** The IP column: the first NIC's address, "user" for user-mode networking, "-" without a NIC. */
+function vmIp(vm: Vm): string {
+  const first = vm.nics[0];
+  if (first !== undefined) return vm.nics.length > 1 ? `${first.ip} (+${vm.nics.length - 1})` : first.ip;
+  return vm.userModeNetworking ? "user" : "-";
+}
+
+/** `iaas vm list`: NAME STATE HOST IP CPUS MEMORY DISK IMAGE. */
 export function vmTable(vms: readonly Vm[], names: HostNames): string {
   return formatTable(
-    ["NAME", "STATE", "HOST", "CPUS", "MEMORY", "DISK", "IMAGE"],
+    ["NAME", "STATE", "HOST", "IP", "CPUS", "MEMORY", "DISK", "IMAGE"],
     vms.map((vm) => [
       vm.name,
       vm.state,
-      hostLabel(vm.hostId, names),
+      vmHostName(vm, names) ?? shortId(vm.hostId),
+      vmIp(vm),
       String(vm.cpus),
       formatSize(vm.memoryBytes),
       formatSize(vm.diskBytes),
@@ -29,14 +43,15 @@ export function vmTable(vms: readonly Vm[], names: HostNames): string {
   );
 }
 
-/** `iaas vm show`. */
-export function vmDetails(vm: Vm, names: HostNames): string {
-  const host = names.get(vm.hostId);
-  const lines = formatFields([
+/** `iaas vm show`: the VM, its last error, then its NICs (with DHCP leases and port forwards). */
+export function vmDetails(vm: Vm, names: HostNames, now: Date): string {
+  const host = vmHostName(vm, names);
+  const fields: [string, string | number | null][] = [
     ["name", vm.name],
     ["id", vm.id],
     ["state", vm.state],
     ["host", host === undefined ? vm.hostId : `${host} (${vm.hostId})`],
+    ["hostname", vm.hostname],
     ["image", vm.imageName === null ? vm.imageId : `${vm.imageName} (${vm.imageId})`],
     ["cpus", vm.cpus],
     ["memory", formatSize(vm.memoryBytes)],
@@ -46,13 +61,15 @@ export function vmDetails(vm: Vm, names: HostNames): string {
     ["held by job", vm.lockJobId],
     ["created", vm.createdAt],
     ["updated", vm.updatedAt],
-  ]);
-  if (vm.lastError === null) return lines;
-  const error = formatFields([
-    ["last error", `${vm.lastError.message} (${vm.lastError.code})`],
-    ...(vm.lastError.hint === null ? [] : [["hint", vm.lastError.hint] as const]),
-  ]);
-  return `${lines}\n${error}`;
+  ];
+  if (vm.lastError !== null) {
+    fields.push(["last error", `${vm.lastError.message} (${vm.lastError.code})`]);
+    if (vm.lastError.hint !== null) fields.push(["hint", vm.lastError.hint]);
+  }
+  if (vm.userModeNetworking) fields.push(["networking", "user-mode (the host has no bridge support): isolated, reachable through port forwards only"]);
+  fields.push(["nics", vm.nics.length === 0 ? "none" : String(vm.nics.length)]);
+  const lines = formatFields(fields);
+  return vm.nics.length === 0 ? lines : `${lines}\n${indent(nicTable(vm.nics, now))}`;
 }
 
 /** `iaas vm create --dry-run`: the chosen host, then every candidate with its verdict. */

@@ -1,10 +1,13 @@
-import type { Export, Host, Image, Job, JobEvent, JobProgress, JobState, Vm } from "@iaas/contracts";
+import type { Export, Host, HostNetworkInfo, Image, Job, JobEvent, JobProgress, JobState, Network, Nic, PortForward, Vm } from "@iaas/contracts";
 
 export const JOB_ID = "1a2b3c4d-0000-4000-8000-000000000001";
 export const VM_ID = "5e6f7a8b-0000-4000-8000-000000000002";
 export const HOST_ID = "9c0d1e2f-0000-4000-8000-000000000003";
 export const IMAGE_ID = "3a4b5c6d-0000-4000-8000-000000000004";
 export const EXPORT_ID = "7e8f9a0b-0000-4000-8000-000000000005";
+export const NETWORK_ID = "2b3c4d5e-0000-4000-8000-000000000006";
+export const NIC_ID = "6f7a8b9c-0000-4000-8000-000000000007";
+export const FORWARD_ID = "8b9c0d1e-0000-4000-8000-000000000008";
 const T0 = "2025-01-01T00:00:00.000Z";
 
 export function makeJob(overrides: Partial<Job> = {}): Job {
@@ -68,6 +71,10 @@ export function makeVm(overrides: Partial<Vm> = {}): Vm {
     lockJobId: null,
     pid: null,
     accelerator: "kvm",
+    hostName: null,
+    hostname: "web1",
+    nics: [],
+    userModeNetworking: false,
     lastError: null,
     createdAt: T0,
     updatedAt: T0,
@@ -86,6 +93,7 @@ export function makeHost(overrides: Partial<Host> = {}): Host {
     capacity: { cpus: 8, memoryBytes: 16 * 1024 ** 3, diskBytes: 500 * 1024 ** 3 },
     allocated: { cpus: 2, memoryBytes: 512 * 1024 ** 2, diskBytes: 2 * 1024 ** 3, vms: 1 },
     labels: {},
+    network: null,
     lastHeartbeatAt: "2025-01-01T00:00:55.000Z",
     startedAt: T0,
     ...overrides,
@@ -128,6 +136,62 @@ export function makeExport(overrides: Partial<Export> = {}): Export {
     downloadUrl: `/v1/exports/${EXPORT_ID}/file`,
     expiresAt: "2025-01-02T00:00:00.000Z",
     createdAt: T0,
+    ...overrides,
+  };
+}
+
+export function makeNetwork(overrides: Partial<Network> = {}): Network {
+  return {
+    id: NETWORK_ID,
+    name: "default",
+    mode: "nat",
+    subnet: "10.100.0.0/24",
+    gateway: "10.100.0.1",
+    mtu: 1450,
+    dnsDomain: "iaas.internal",
+    vni: 100,
+    vms: [],
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+export function makeForward(overrides: Partial<PortForward> = {}): PortForward {
+  return {
+    id: FORWARD_ID,
+    protocol: "tcp",
+    address: null,
+    hostPort: 8080,
+    guestPort: 80,
+    nicIndex: 0,
+    hostId: HOST_ID,
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+export function makeNic(overrides: Partial<Nic> = {}): Nic {
+  return {
+    id: NIC_ID,
+    index: 0,
+    networkId: NETWORK_ID,
+    networkName: "default",
+    mac: "52:54:00:12:34:56",
+    ip: "10.100.0.2",
+    lease: null,
+    forwards: [],
+    ...overrides,
+  };
+}
+
+export function makeHostNetwork(overrides: Partial<HostNetworkInfo> = {}): HostNetworkInfo {
+  return {
+    mode: "bridge",
+    address: "192.168.1.10",
+    capabilities: { root: true, bridge: true, tap: true, nftables: true, dnsmasq: true, vxlan: true },
+    notes: [],
+    routes: [],
+    listening: [],
     ...overrides,
   };
 }

@@ -1,4 +1,5 @@
 import { runCli } from "../program.js";
+import type { RunProcess } from "../runProcess.js";
 import { FakeWriter } from "./FakeWriter.js";
 
 export interface Run {
@@ -13,6 +14,10 @@ export interface RunOptions {
   transferBackoffMs?: readonly number[];
   /** stderr is a terminal. */
   tty?: boolean;
+  /** Pause between polls of `vm wait` (default 10 ms). */
+  pollIntervalMs?: number;
+  /** Stands in for running ssh (default: refuses to run anything). */
+  runProcess?: RunProcess;
 }
 
 /** Runs `iaas argv` against the API at `url` with fakes for the terminal, fast retries and a fixed clock. */
@@ -28,6 +33,8 @@ export async function runIaas(argv: string[], url: string, options: RunOptions =
     reconnectDelaysMs: [5],
     transferBackoffMs: options.transferBackoffMs ?? [5, 5, 5, 5, 5],
     animate: false,
+    pollIntervalMs: options.pollIntervalMs ?? 10,
+    runProcess: options.runProcess ?? (() => Promise.reject(new Error("tests run no programs"))),
     now: () => new Date("2025-01-01T00:01:00.000Z"),
   });
   return { code, stdout: stdout.text, stderr: stderr.text };

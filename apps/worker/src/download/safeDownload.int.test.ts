@@ -301,7 +301,7 @@ describe("safeDownload", () => {
     const cert = path.join(dir, "cert.pem");
     execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=images.test", "-addext", "subjectAltName=DNS:images.test"], { stdio: "ignore" });
     const tlsServer = https.createServer({ key: await readFile(key), cert: await readFile(cert) });
-    let sni: string | false | undefined;
+    let sni: string | false | null | undefined;
     tlsServer.on("secureConnection", (s) => (sni = s.servername));
     const server = await serve(serveBody(Buffer.from("secure")), "127.0.0.1", tlsServer);
     const opts = options({ allow: parseAllowList("images.test"), lookup: fakeLookup({ "images.test": ["127.0.0.1"] }), ca: await readFile(cert, "utf8") });

@@ -15,6 +15,9 @@ export const vmDelete: JobHandler<"vm.delete"> = {
     await ctx.runtime.removeFiles(vm.id);
     await ctx.consoles.forget(vm.id);
     await ctx.db.vm.delete({ where: { id: vm.id } });
+    await ctx.progress({ phase: "network", percent: 90, message: "removing what the host no longer needs" });
+    // The VM is gone either way; what its NICs leave behind is removed by the next sync if not now.
+    await ctx.network.sync(`delete ${vm.name}`).catch((err: unknown) => ctx.note(`host networking not cleaned up yet: ${(err as Error).message}`, "warn"));
     return { vmId: vm.id, deleted: true };
   },
   settle: settleVm,

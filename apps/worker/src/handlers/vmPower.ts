@@ -2,7 +2,8 @@ import { rm } from "node:fs/promises";
 import { IaasError } from "@iaas/contracts";
 import type { Vm } from "@iaas/db";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
-import { loadVm, runSpec, setVmState, settleVm } from "./vmState.js";
+import { prepareLaunch } from "./vmLaunch.js";
+import { loadVm, setVmState, settleVm } from "./vmState.js";
 
 function gone(id: string): IaasError {
   return new IaasError("NOT_FOUND", `VM ${id} no longer exists`, { hint: "run `iaas vm list`" });
@@ -21,7 +22,9 @@ export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create">, vm:
   // A new boot gets a new console: drop the old file first so the old output is not sent again.
   await rm(ctx.runtime.files(vm.id).console, { force: true });
   await ctx.consoles.reset(vm.id);
-  const pid = await ctx.runtime.start(runSpec(vm), ctx.signal);
+  await ctx.progress({ phase: "network", percent: base + 5, message: "host networking and cloud-init seed" });
+  const spec = await prepareLaunch(ctx, vm, `start ${vm.name}`);
+  const pid = await ctx.runtime.start(spec, ctx.signal);
   await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "running", pid, accelerator: ctx.runtime.config.accelerator, errorCode: null, errorMessage: null, errorHint: null } });
   await ctx.note(`QEMU running as pid ${pid}; console: \`iaas vm console ${vm.name}\``);
   return pid;

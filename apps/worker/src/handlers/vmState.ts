@@ -2,15 +2,11 @@ import type { JobError, VmState } from "@iaas/contracts";
 import type { Vm } from "@iaas/db";
 import type { HandlerContext } from "../jobs/HandlerContext.js";
 
-type VmJob = "vm.create" | "vm.start" | "vm.stop" | "vm.reboot" | "vm.delete";
+type VmJob = "vm.create" | "vm.start" | "vm.stop" | "vm.reboot" | "vm.delete" | "vm.nic.add" | "vm.nic.remove" | "vm.port.add" | "vm.port.remove";
 
 /** Loads the job's VM, or null when it no longer exists (a redelivered delete that finished). */
 export async function loadVm(ctx: HandlerContext<VmJob>): Promise<Vm | null> {
   return ctx.db.vm.findUnique({ where: { id: ctx.payload.vmId } });
-}
-
-export function runSpec(vm: Vm) {
-  return { id: vm.id, name: vm.name, cpus: vm.cpus, memoryBytes: Number(vm.memoryBytes) };
 }
 
 export async function setVmState(ctx: HandlerContext<VmJob>, state: VmState, extra: { pid?: number | null; clearError?: boolean } = {}): Promise<void> {

@@ -1,7 +1,7 @@
 import os from "node:os";
 import { statfs } from "node:fs/promises";
 import type { Logger } from "pino";
-import { parseSize, type Accelerator } from "@iaas/contracts";
+import { parseSize, type Accelerator, type HostNetworkInfo } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 
 export interface HostFacts {
@@ -12,6 +12,7 @@ export interface HostFacts {
   cpus: number;
   memoryBytes: number;
   diskBytes: number;
+  network: HostNetworkInfo;
 }
 
 /** What this host offers: vCPUs (cores × allocation ratio), memory and the data directory's disk. */
@@ -49,6 +50,8 @@ export class HostRegistration {
       diskBytes: BigInt(this.facts.diskBytes),
       accelerator: this.facts.accelerator,
       qemuVersion: this.facts.qemuVersion,
+      address: this.facts.network.address,
+      network: this.facts.network,
       startedAt: now,
       lastHeartbeatAt: now,
     };
@@ -61,6 +64,13 @@ export class HostRegistration {
         .update({ where: { id: this.facts.id }, data: { lastHeartbeatAt: new Date() } })
         .catch((err: unknown) => this.log.warn({ err }, "heartbeat failed"));
     }, intervalMs);
+  }
+
+  /** Publishes new network facts (listening ports change while the host runs). */
+  async updateNetwork(network: HostNetworkInfo): Promise<void> {
+    if (JSON.stringify(network) === JSON.stringify(this.facts.network)) return;
+    this.facts.network = network;
+    await this.db.host.update({ where: { id: this.facts.id }, data: { address: network.address, network } });
   }
 
   stop(): void {

@@ -5,6 +5,8 @@ import type { QemuImg } from "@iaas/hypervisor";
 import type { ConsoleTailer } from "../vm/ConsoleTailer.js";
 import type { VmRuntime } from "../vm/VmRuntime.js";
 import type { AllowList } from "../download/urlPolicy.js";
+import type { HostNetwork } from "../net/HostNetwork.js";
+import type { NetRunner } from "../net/NetRunner.js";
 
 export interface ImportConfig {
   /** Directory on this host that `--source-path` imports may read from; unset disables them. */
@@ -23,6 +25,10 @@ export interface WorkerServices {
   hostId: string;
   imageStore: string;
   importConfig: ImportConfig;
+  /** This host's networking (bridges, taps, dnsmasq, nftables), kept in line with Postgres. */
+  network: HostNetwork;
+  /** Runs commands in the worker's network namespace. */
+  runner: NetRunner;
 }
 
 export interface HandlerContext<T extends JobType> extends WorkerServices {

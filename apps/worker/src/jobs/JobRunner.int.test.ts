@@ -5,9 +5,13 @@ import type { Job as BullJob } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { HostNetworkInfo } from "@iaas/contracts";
 import { createJobRow, createPrismaClient, type PrismaClient } from "@iaas/db";
 import { createTestDatabase, testRedisUrl, type TestDatabase } from "@iaas/db/testing";
 import { isProcessAlive, QemuImg } from "@iaas/hypervisor";
+import { parseAllowList } from "../download/urlPolicy.js";
+import { HostNetwork } from "../net/HostNetwork.js";
+import { NetRunner } from "../net/NetRunner.js";
 import { ConsoleTailer } from "../vm/ConsoleTailer.js";
 import { VmRuntime } from "../vm/VmRuntime.js";
 import type { WorkerServices } from "./HandlerContext.js";
@@ -22,6 +26,16 @@ function haltingDisk(): Buffer {
   disk[511] = 0xaa;
   return disk;
 }
+
+/** A host without managed networking: VMs get isolated user-mode NICs and nothing on the host changes. */
+const userModeNetwork: HostNetworkInfo = {
+  mode: "user",
+  address: null,
+  capabilities: { root: false, bridge: false, tap: false, nftables: false, dnsmasq: false, vxlan: false },
+  notes: [],
+  routes: [],
+  listening: [],
+};
 
 function delivery(jobId: string, attemptsMade = 0): BullJob<QueueJobData> {
   return { data: { jobId }, attemptsMade } as BullJob<QueueJobData>;
@@ -48,17 +62,27 @@ describe("JobRunner", () => {
     const raw = path.join(dir, "boot.raw");
     await writeFile(raw, haltingDisk());
     const qemuImg = new QemuImg();
+    const netRunner = new NetRunner(undefined);
     imageId = randomUUID();
     await qemuImg.convert(raw, "raw", path.join(store, "images", `${imageId}.qcow2`), "qcow2");
     await db.host.create({ data: { id: "h1", name: "h1", cpus: 4, memoryBytes: 2n ** 31n, diskBytes: 2n ** 34n, accelerator: "tcg" } });
     await db.image.create({ data: { id: imageId, name: "halt", state: "ready", virtualSize: 1048576n, path: `images/${imageId}.qcow2` } });
     services = {
       db,
-      runtime: new VmRuntime({ dataDir: path.join(dir, "h1"), qemuBinary: "qemu-system-x86_64", accelerator: "tcg" }),
+      runtime: new VmRuntime({ dataDir: path.join(dir, "h1"), qemuBinary: "qemu-system-x86_64", accelerator: "tcg", runner: netRunner }),
       qemuImg,
       consoles: new ConsoleTailer(redis, `ijr-${randomBytes(4).toString("hex")}`),
       hostId: "h1",
       imageStore: store,
+      importConfig: {
+        importDir: undefined,
+        urlAllowList: parseAllowList(undefined),
+        maxVirtualSize: 2 ** 30,
+        maxDownloadBytes: 2 ** 30,
+        downloadTimeoutMs: 60_000,
+      },
+      network: new HostNetwork(db, netRunner, "h1", path.join(dir, "h1"), userModeNetwork, pino({ level: "silent" })),
+      runner: netRunner,
     };
     runner = new JobRunner(services, handlers, pino({ level: "silent" }));
   }, 60_000);

@@ -5,6 +5,7 @@ import { imageImport } from "../handlers/imageImport.js";
 import { vmCreate } from "../handlers/vmCreate.js";
 import { vmDelete } from "../handlers/vmDelete.js";
 import { vmReboot, vmStart, vmStop } from "../handlers/vmPower.js";
+import { vmNicAdd, vmNicRemove, vmPortAdd, vmPortRemove, vmProbe } from "../handlers/vmNetwork.js";
 
 /** Every job type a worker runs. `vm.reconcile` is only recorded, never queued. */
 export const handlers: HandlerRegistry = {
@@ -13,6 +14,11 @@ export const handlers: HandlerRegistry = {
   "vm.stop": vmStop,
   "vm.reboot": vmReboot,
   "vm.delete": vmDelete,
+  "vm.nic.add": vmNicAdd,
+  "vm.nic.remove": vmNicRemove,
+  "vm.port.add": vmPortAdd,
+  "vm.port.remove": vmPortRemove,
+  "vm.probe": vmProbe,
   "image.import": imageImport,
   "image.export": imageExport,
   "vm.export": vmExport,

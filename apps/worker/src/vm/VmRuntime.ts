@@ -11,6 +11,8 @@ import {
   waitForPidfile,
 } from "@iaas/hypervisor";
 import { IaasError, type Accelerator } from "@iaas/contracts";
+import type { VmNic } from "@iaas/hypervisor";
+import type { NetRunner } from "../net/NetRunner.js";
 
 export interface VmFiles {
   dir: string;
@@ -18,6 +20,10 @@ export interface VmFiles {
   pidfile: string;
   qmpSocket: string;
   console: string;
+  /** Second serial port (a shell on the test guests, a login on others). */
+  serialSocket: string;
+  /** cloud-init NoCloud seed, rebuilt at each start. */
+  seed: string;
 }
 
 /** What a VM needs to run; taken from its Postgres row. */
@@ -26,12 +32,18 @@ export interface VmRunSpec {
   name: string;
   cpus: number;
   memoryBytes: number;
+  hostname?: string;
+  nics?: VmNic[];
+  /** Attach the cloud-init seed (files().seed), which the caller has built. */
+  seed?: boolean;
 }
 
 export interface RuntimeConfig {
   dataDir: string;
   qemuBinary: string;
   accelerator: Accelerator;
+  /** Runs QEMU in the worker's network namespace, where its taps are. */
+  runner: NetRunner;
 }
 
 /**
@@ -50,6 +62,8 @@ export class VmRuntime {
       pidfile: path.join(dir, "qemu.pid"),
       qmpSocket: path.join(dir, "qmp.sock"),
       console: path.join(dir, "console.log"),
+      serialSocket: path.join(dir, "ttyS1.sock"),
+      seed: path.join(dir, "seed.img"),
     };
   }
 
@@ -72,7 +86,7 @@ export class VmRuntime {
     const f = this.files(vm.id);
     await mkdir(f.dir, { recursive: true });
     // Leftovers of a QEMU that died uncleanly would make QEMU refuse the socket or confuse the pid check.
-    await Promise.all([unlink(f.pidfile).catch(() => undefined), unlink(f.qmpSocket).catch(() => undefined)]);
+    await Promise.all([f.pidfile, f.qmpSocket, f.serialSocket].map((file) => unlink(file).catch(() => undefined)));
     const argv = buildQemuArgv({
       name: vm.name,
       uuid: vm.id,
@@ -80,14 +94,17 @@ export class VmRuntime {
       memoryBytes: vm.memoryBytes,
       accelerator: this.config.accelerator,
       diskPath: f.disk,
-      nics: [{ type: "user" }],
+      nics: vm.nics ?? [],
       pidfile: f.pidfile,
       qmpSocket: f.qmpSocket,
       serialLog: f.console,
+      serialSocket: f.serialSocket,
+      ...(vm.seed ? { seedPath: f.seed } : {}),
+      ...(vm.hostname !== undefined ? { hostname: vm.hostname } : {}),
       binary: this.config.qemuBinary,
     });
     try {
-      await run(argv, { timeoutMs: 60_000, signal });
+      await run(this.config.runner.wrap(argv), { timeoutMs: 60_000, signal });
     } catch (err) {
       throw new IaasError("QEMU_FAILED", `QEMU did not start: ${(err as Error).message}`, {
         hint: "check the worker log and `iaas vm show`; the QEMU error above names the problem",
@@ -154,7 +171,7 @@ export class VmRuntime {
 
   private async cleanupRuntimeFiles(vmId: string): Promise<void> {
     const f = this.files(vmId);
-    await Promise.all([unlink(f.pidfile).catch(() => undefined), unlink(f.qmpSocket).catch(() => undefined)]);
+    await Promise.all([f.pidfile, f.qmpSocket, f.serialSocket].map((file) => unlink(file).catch(() => undefined)));
   }
 
   /** Removes everything the VM has on this host (disk, console log, runtime files). */

@@ -1,0 +1,82 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import type { Server } from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { createPrismaClient, type PrismaClient } from "@iaas/db";
+import { createTestDatabase, testRedisUrl } from "@iaas/db/testing";
+import { createApp } from "../app.js";
+import { JobQueues } from "../services/JobQueues.js";
+import { TEST_HOST_NETWORK } from "./hostNetwork.js";
+
+export interface TestApi {
+  db: PrismaClient;
+  redis: Redis;
+  queues: JobQueues;
+  prefix: string;
+  store: string;
+  base: string;
+  post(p: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  /** Empties every table and puts back one bridge-capable host `h1`, a ready image `deb` and a `default` network. */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The API in-process on a fresh database and queue prefix, against the real Postgres and Redis. */
+export async function startTestApi(): Promise<TestApi> {
+  const database = await createTestDatabase();
+  const db = createPrismaClient(database.url);
+  const redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
+  const prefix = `it-${randomBytes(4).toString("hex")}`;
+  const queues = new JobQueues(redis, prefix);
+  const store = await mkdtemp(path.join(os.tmpdir(), "iaas-api-"));
+  const app = createApp({
+    db,
+    redis,
+    queues,
+    log: pino({ level: "silent" }),
+    config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600 },
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const address = server.address();
+  const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  return {
+    db,
+    redis,
+    queues,
+    prefix,
+    store,
+    base,
+    post: (p, body, headers = {}) =>
+      fetch(`${base}${p}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body ?? {}) }),
+    async reset() {
+      await db.jobEvent.deleteMany();
+      await db.export.deleteMany();
+      await db.job.deleteMany();
+      await db.vm.deleteMany();
+      await db.network.deleteMany();
+      await db.image.deleteMany();
+      await db.host.deleteMany();
+      await db.host.create({
+        data: { id: "h1", name: "h1", cpus: 8, memoryBytes: 8n * 1024n ** 3n, diskBytes: 100n * 1024n ** 3n, accelerator: "tcg", network: TEST_HOST_NETWORK },
+      });
+      await db.image.create({ data: { name: "deb", state: "ready", sourceFormat: "qcow2", virtualSize: 1024n ** 3n, storedSize: 1000n, sha256: "0".repeat(64), path: "images/x.qcow2" } });
+      await db.network.create({ data: { name: "default", subnet: "10.200.0.0/24", gateway: "10.200.0.1", mtu: 1450, dnsDomain: "iaas.internal" } });
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await queues.close();
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+      await db.$disconnect();
+      await database.drop();
+      await rm(store, { recursive: true, force: true });
+    },
+  };
+}

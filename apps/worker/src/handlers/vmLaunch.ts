@@ -1,0 +1,43 @@
+import type { VmNic } from "@iaas/hypervisor";
+import { buildSeedImage, renderMetaData, renderNetworkConfig, renderUserData, tapName } from "@iaas/hypervisor";
+import type { Vm } from "@iaas/db";
+import type { WorkerServices } from "../jobs/HandlerContext.js";
+import type { VmRunSpec } from "../vm/VmRuntime.js";
+
+/**
+ * Everything a VM's QEMU needs besides its disk: the host's networking brought in line (taps for
+ * its NICs exist), its NICs as QEMU sees them (taps on bridges, or isolated user-mode NICs on a
+ * host without bridges), and its cloud-init seed rebuilt from Postgres.
+ */
+export async function prepareLaunch(services: WorkerServices, vm: Vm, reason: string): Promise<VmRunSpec> {
+  await services.network.sync(reason, true);
+  const nics = await services.db.nic.findMany({ where: { vmId: vm.id }, include: { network: true, forwards: true }, orderBy: { index: "asc" } });
+  const bridged = services.network.mode === "bridge";
+  const qemuNics: VmNic[] = nics.map((nic) =>
+    bridged
+      ? { type: "tap", ifname: tapName(nic.id), mac: nic.mac, mtu: nic.network.mtu }
+      : {
+          type: "user",
+          mac: nic.mac,
+          // Isolated: the guest reaches neither the host nor anything else; forwards still work.
+          restrict: true,
+          subnet: nic.network.subnet,
+          hostAddress: nic.network.gateway,
+          dhcpStart: nic.ip,
+          hostForwards: nic.forwards.map((f) => ({
+            protocol: f.protocol === "udp" ? "udp" : "tcp",
+            hostAddress: f.address ?? "0.0.0.0",
+            hostPort: f.hostPort,
+            guestPort: f.guestPort,
+          })),
+        },
+  );
+  const hostname = vm.hostname ?? vm.name;
+  const files = services.runtime.files(vm.id);
+  await buildSeedImage(files.seed, {
+    "meta-data": renderMetaData({ instanceId: vm.id, hostname, sshKeys: vm.sshKeys }),
+    "user-data": renderUserData({ hostname, sshKeys: vm.sshKeys, ...(vm.userData !== null ? { userData: vm.userData } : {}) }),
+    "network-config": renderNetworkConfig(nics.map((n) => ({ mac: n.mac, name: `eth${n.index}` }))),
+  });
+  return { id: vm.id, name: vm.name, cpus: vm.cpus, memoryBytes: Number(vm.memoryBytes), hostname, nics: qemuNics, seed: true };
+}
