@@ -208,14 +208,10 @@ DPKG_OPTS=(
 )
 # initramfs-tools settings, written before the kernel's postinst builds the
 # initramfs: MODULES=most (the default: every storage/virtio driver, so the
-# image boots on virtio-blk, virtio-scsi, AHCI, IDE); no resume device (the
-# build host's swap must not end up in the guest's initramfs).
-# The root's /etc/fstab goes in now too: initramfs-tools reads it to pick the
-# fsck that the initramfs runs on the root filesystem (fsck.ext4).
-FSTAB_ROOT="LABEL=$ROOT_LABEL / ext4 errors=remount-ro 0 1"
-SETUP_HOOK="set -e; mkdir -p \"\$1/etc/initramfs-tools/conf.d\"
-printf '%s\\n' MODULES=most RESUME=none >\"\$1/etc/initramfs-tools/conf.d/iaas.conf\"
-printf '%s\\n' '$FSTAB_ROOT' >\"\$1/etc/fstab\""
+# image boots on virtio-blk, virtio-scsi, AHCI, IDE); FSTYPE=ext4 puts
+# fsck.ext4 in (by default it probes the build host's device for "/"); no
+# resume device (the build host's swap must not end up in the guest).
+SETUP_HOOK='mkdir -p "$1/etc/initramfs-tools/conf.d" && printf "%s\n" MODULES=most FSTYPE=ext4 RESUME=none >"$1/etc/initramfs-tools/conf.d/iaas.conf"'
 
 MM_ARGS=(--variant=minbase --mode=root --format=tar "--include=$(IFS=,; echo "${PACKAGES[*]}")")
 for o in "${DPKG_OPTS[@]}"; do MM_ARGS+=("--dpkgopt=$o"); done
@@ -314,7 +310,7 @@ locale: C.UTF-8
 ssh_genkeytypes: [ rsa, ecdsa, ed25519 ]
 EOF
 
-printf '# <file system> <mount point> <type> <options> <dump> <pass>\n%s\n' "$FSTAB_ROOT" >"$ROOT/etc/fstab"
+printf '# <file system> <mount point> <type> <options> <dump> <pass>\nLABEL=%s / ext4 errors=remount-ro 0 1\n' "$ROOT_LABEL" >"$ROOT/etc/fstab"
 printf 'LANG=C.UTF-8\n' >"$ROOT/etc/default/locale"
 # hostname: cloud-init sets it (meta-data local-hostname); this is the fallback
 echo debian >"$ROOT/etc/hostname"

@@ -1,6 +1,6 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -23,6 +23,8 @@ export interface StackOptions {
   hostEnv?: Record<string, NodeJS.ProcessEnv>;
   /** Create the `default` nat network once the API is up (default true). */
   defaultNetwork?: boolean;
+  /** Run a host's worker as this user instead of root (its data directory is given to it). */
+  hostUser?: Record<string, { uid: number; gid: number }>;
 }
 
 export interface CliResult {
@@ -116,8 +118,8 @@ export class Stack {
     };
   }
 
-  private spawn(name: string, main: string, env: NodeJS.ProcessEnv): ChildProcess {
-    const child = spawn(process.execPath, [main], { env: { ...this.baseEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  private spawn(name: string, main: string, env: NodeJS.ProcessEnv, user?: { uid: number; gid: number }): ChildProcess {
+    const child = spawn(process.execPath, [main], { env: { ...this.baseEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"], ...user });
     const keep = (chunk: Buffer) => {
       this.logs.push(`[${name}] ${chunk.toString()}`);
       if (this.logs.length > 2000) this.logs.splice(0, 1000);
@@ -130,6 +132,14 @@ export class Stack {
   /** Starts (or restarts) the worker of a host and waits until it has registered and heartbeats. */
   async startWorker(hostId: string): Promise<void> {
     const since = new Date();
+    const user = this.options.hostUser?.[hostId];
+    if (user) {
+      // Its own data directory, and the shared image store it imports into and exports from.
+      for (const dir of [hostId, "store", "store/images", "store/staging", "store/exports"].map((d) => path.join(this.dir, d))) {
+        await mkdir(dir, { recursive: true });
+        await chown(dir, user.uid, user.gid);
+      }
+    }
     const child = this.spawn(hostId, WORKER_MAIN, {
       IAAS_HOST_ID: hostId,
       IAAS_HOST_NAME: hostId,
@@ -144,7 +154,7 @@ export class Stack {
       IAAS_NETWORK_MODE: "user",
       ...this.options.workerEnv,
       ...this.options.hostEnv?.[hostId],
-    });
+    }, user);
     this.workers.set(hostId, child);
     await eventually(`worker ${hostId} to register`, async () => {
       if (child.exitCode !== null) throw new Error(`worker ${hostId} exited: ${this.logTail()}`);

@@ -59,10 +59,15 @@ async function main(): Promise<void> {
     { id: env.IAAS_HOST_ID, name: env.IAAS_HOST_NAME ?? os.hostname(), accelerator, qemuVersion: version, ...capacity, network: networkInfo },
     log,
   );
+  const network = new HostNetwork(db, netRunner, env.IAAS_HOST_ID, env.IAAS_DATA_DIR, networkInfo, log.child({ component: "network" }), env.IAAS_HOST_OFFLINE_SECONDS);
+  // Reconcile the host's networking with Postgres before the host shows up as online (bridges,
+  // taps, dnsmasq, rules: a reboot or a crash may have lost them).
+  await network.sync("worker start", true).catch((err: unknown) => {
+    log.error({ err }, "could not bring the host's networking in line at start; retrying every IAAS_NETWORK_SYNC_MS");
+  });
   await registration.register();
   registration.start(env.IAAS_HEARTBEAT_SECONDS * 1000);
   log.info({ accelerator, qemu: version, ...capacity, network: { mode: networkInfo.mode, address: networkInfo.address, notes: networkInfo.notes } }, `host ${env.IAAS_HOST_ID} registered`);
-  const network = new HostNetwork(db, netRunner, env.IAAS_HOST_ID, env.IAAS_DATA_DIR, networkInfo, log.child({ component: "network" }), env.IAAS_HOST_OFFLINE_SECONDS);
 
   const services: WorkerServices = {
     db,
@@ -81,8 +86,7 @@ async function main(): Promise<void> {
     network,
     runner: netRunner,
   };
-  // Reconcile the host's networking with Postgres before taking jobs (bridges, taps, dnsmasq, rules).
-  await network.sync("worker start", true);
+
   const monitor = new VmMonitor(services, log.child({ component: "monitor" }));
   await monitor.pass(true);
 

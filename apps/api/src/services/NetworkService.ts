@@ -17,7 +17,7 @@ interface HostRoute {
 }
 
 async function hostRoutes(db: Db): Promise<HostRoute[]> {
-  const hosts = await db.host.findMany({ select: { id: true, network: true } });
+  const hosts = await db.host.findMany({ select: { id: true, network: true }, orderBy: { id: "asc" } });
   return hosts.flatMap((h) => (hostNetworkOf(h)?.routes ?? []).map((r) => ({ hostId: h.id, cidr: r.cidr, dev: r.dev })));
 }
 

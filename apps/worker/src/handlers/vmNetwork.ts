@@ -13,7 +13,8 @@ async function userModeForward(ctx: HandlerContext<NetJob>, vmId: string, comman
   const vm = await ctx.db.vm.findUniqueOrThrow({ where: { id: vmId } });
   if ((await ctx.runtime.runningPid(vm)) === null) return;
   const out = await ctx.runtime.qmp(vm.id, (q) => q.execute("human-monitor-command", { "command-line": command }));
-  if (typeof out === "string" && out.trim() !== "") {
+  // The monitor answers errors in words ("Could not set up host forwarding rule …", "invalid …").
+  if (typeof out === "string" && /could not|invalid|error|not found|failed/i.test(out)) {
     throw new IaasError("NETWORK_FAILED", `QEMU refused \`${command}\`: ${out.trim()}`, { hint: "pick another host port" });
   }
   await ctx.note(`live: ${command}`);

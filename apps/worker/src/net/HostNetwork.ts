@@ -112,7 +112,8 @@ export class HostNetwork {
     const existing = new Set(links.map((l) => l.ifname));
     for (const network of model.networks) await this.applyNetwork(network, existing);
     await this.applyNft(model);
-    await this.removeUnneeded(model, links);
+    // Read the links again: applying may have removed some (a VXLAN device left without peers).
+    await this.removeUnneeded(model, await this.runner.json<IpLink[]>(["ip", "-j", "link", "show"]));
   }
 
   private async applyNetwork(n: DesiredNetwork, existing: Set<string>): Promise<void> {
@@ -262,9 +263,7 @@ export class HostNetwork {
     const order = (name: string) => (name.startsWith(IFNAME_PREFIXES.bridge) ? 1 : 0);
     for (const link of ours.sort((a, b) => order(a.ifname) - order(b.ifname))) {
       if (wanted.has(link.ifname)) continue;
-      await this.runner.run(["ip", "link", "del", link.ifname]).catch((err: unknown) => {
-        this.log.warn({ err, ifname: link.ifname }, "could not remove an interface no VM needs");
-      });
+      await this.runner.run(["ip", "link", "del", link.ifname]);
       this.configured.delete(link.ifname);
       this.log.info({ ifname: link.ifname }, "removed an interface no VM needs");
     }
