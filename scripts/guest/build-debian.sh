@@ -27,6 +27,8 @@
 # file owners). Missing tools are installed with apt-get when run as root.
 set -euo pipefail
 
+ORIG_ARGS=("$@")
+PATH=$PATH:/usr/sbin:/sbin     # mke2fs, mkfs.vfat, sfdisk live there; not on every user's PATH
 SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
 SCRIPT_DIR=$(dirname "$SCRIPT_PATH")
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
@@ -52,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     --size) [[ $# -ge 2 ]] || die "--size needs a value such as 2G"; SIZE=$2; shift 2 ;;
     --size=*) SIZE=${1#--size=}; shift ;;
     --refresh) REFRESH=1; FORCE=1; shift ;;
-    -h|--help) sed -n '2,28p' "$SCRIPT_PATH" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$SCRIPT_PATH" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -78,17 +80,7 @@ fi
 
 # ---------------------------------------------------------------------------
 # Tools. Each: command, Debian package that provides it.
-MISSING=()
 need() { command -v "$1" >/dev/null 2>&1 || MISSING+=("$2"); }
-need mmdebstrap mmdebstrap
-need mke2fs e2fsprogs
-need mkfs.vfat dosfstools
-need mcopy mtools
-need sfdisk fdisk
-need syslinux syslinux
-need qemu-img qemu-utils
-need tar tar
-need flock util-linux
 find_mbr() {
   SYSLINUX_MBR=
   local f
@@ -97,9 +89,22 @@ find_mbr() {
   done
   return 1
 }
-find_mbr || MISSING+=(syslinux-common)
+check_tools() { # fills MISSING with the Debian packages that provide what is not installed
+  MISSING=()
+  need mmdebstrap mmdebstrap
+  need mke2fs e2fsprogs
+  need mkfs.vfat dosfstools
+  need mcopy mtools
+  need sfdisk fdisk
+  need syslinux syslinux
+  need qemu-img qemu-utils
+  need tar tar
+  need flock util-linux
+  find_mbr || MISSING+=(syslinux-common)
+  if [[ ${#MISSING[@]} -gt 0 ]]; then mapfile -t MISSING < <(printf '%s\n' "${MISSING[@]}" | sort -u); fi
+}
+check_tools
 if [[ ${#MISSING[@]} -gt 0 ]]; then
-  mapfile -t MISSING < <(printf '%s\n' "${MISSING[@]}" | sort -u)
   if [[ $(id -u) -ne 0 ]]; then
     die "missing Debian packages: ${MISSING[*]}
   install them with: apt-get install -y ${MISSING[*]}"
@@ -107,10 +112,11 @@ if [[ ${#MISSING[@]} -gt 0 ]]; then
   log "installing missing Debian packages: ${MISSING[*]} (apt-get install -y)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${MISSING[@]}" \
     || die "apt-get install -y ${MISSING[*]} failed (run apt-get update first?)"
-  find_mbr || die "no syslinux mbr.bin after installing syslinux-common"
+  check_tools
+  [[ ${#MISSING[@]} -eq 0 ]] || die "still missing after apt-get install: ${MISSING[*]}"
 fi
 [[ $(id -u) -eq 0 ]] || die "must run as root: mmdebstrap installs the packages in a chroot and the
-  root filesystem has to keep its file owners (try: sudo $0 $*)"
+  root filesystem has to keep its file owners (try: sudo $0${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}})"
 mke2fs -V 2>&1 | awk '/^mke2fs/ { split($2, v, "."); exit !(v[1] > 1 || v[2] >= 43) }' \
   || die "mke2fs is too old for -d (needs e2fsprogs >= 1.43)"
 
@@ -174,6 +180,7 @@ PACKAGES=(
   isc-dhcp-client iproute2 sudo dbus
   cloud-guest-utils e2fsprogs fdisk   # growpart (+ sfdisk) and resize2fs: grow the root on first boot
   ca-certificates procps less iputils-ping
+  zstd   # initramfs-tools compresses with zstd when it is there (gzip otherwise: bigger, slower to unpack)
 )
 DPKG_OPTS=(
   # documentation, man pages, translations (copyright files stay)
@@ -263,7 +270,9 @@ step() { # step "description": ends the previous step (prints its time), starts 
 if [[ $REFRESH -eq 0 && -s $CACHE_TAR && -f $CACHE_KEY_FILE && $(cat "$CACHE_KEY_FILE") == "$CACHE_KEY" ]]; then
   log "reusing cached root filesystem $CACHE_TAR ($(du -m "$CACHE_TAR" | cut -f1) MB; --refresh runs mmdebstrap again)"
 else
-  step "mmdebstrap $SUITE (minbase + ${#PACKAGES[@]} packages) from $MIRROR_FROM: ${MIRRORS[*]}"
+  log "mirror ($MIRROR_FROM):"
+  printf '    %s\n' "${MIRRORS[@]}"
+  step "mmdebstrap $SUITE (minbase + ${#PACKAGES[@]} packages) -> root filesystem tarball"
   rm -f "$OUT"/.work/debian-12-rootfs.tar* "$CACHE_KEY_FILE"
   if ! mmdebstrap "${MM_ARGS[@]}" "$SUITE" "$TMP_TAR" "${MIRRORS[@]}" >"$OUT/.work/debian-12-mmdebstrap.log" 2>&1; then
     tail -n 30 "$OUT/.work/debian-12-mmdebstrap.log" >&2

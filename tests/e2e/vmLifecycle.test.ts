@@ -127,7 +127,9 @@ describe("VM lifecycle across two hosts", () => {
 
   it("notices a VM whose QEMU went away and records why", async () => {
     const beta = await vmShow("beta");
-    process.kill(beta.pid ?? 0, "SIGTERM");
+    // A null pid must fail the test, never become kill(0): that would signal this whole process group.
+    expect(beta.pid, `beta is ${beta.state}`).toBeGreaterThan(0);
+    process.kill(beta.pid as number, "SIGTERM");
     await eventually("beta to be shown stopped", async () => (await vmShow("beta")).state === "stopped");
     const jobs = await stack.cliJson<{ items: Job[] } | Job[]>(["job", "list", "--vm", "beta"]);
     const items = Array.isArray(jobs) ? jobs : jobs.items;

@@ -176,6 +176,32 @@ describe("buildQemuArgv", () => {
   it("omits NICs when there are none", () => {
     expect(buildQemuArgv(spec({ nics: [] }))).not.toContain("-netdev");
   });
+
+  it("attaches a tap NIC by name, without scripts, advertising the network's MTU", () => {
+    const argv = buildQemuArgv(spec({ nics: [{ type: "tap", ifname: "itap-1a2b3c4d", mac: "52:54:00:aa:bb:cc", mtu: 1450 }] }));
+    expect(valuesOf(argv, "-netdev")).toEqual(["tap,id=net0,ifname=itap-1a2b3c4d,script=no,downscript=no"]);
+    expect(valuesOf(argv, "-device")).toContain("virtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:aa:bb:cc,host_mtu=1450");
+  });
+
+  it("refuses a tap name that is not a safe interface name", () => {
+    expect(specError(() => buildQemuArgv(spec({ nics: [{ type: "tap", ifname: "tap0,script=/x", mac: "52:54:00:aa:bb:cc" }] }))).message).toMatch(/ifname/);
+  });
+
+  it("pins an isolated user-mode NIC to its IPAM address, gateway and a DNS address apart from both", () => {
+    const argv = buildQemuArgv(
+      spec({ nics: [{ type: "user", restrict: true, subnet: "10.20.0.0/24", hostAddress: "10.20.0.1", dnsAddress: "10.20.0.254", dhcpStart: "10.20.0.3" }] }),
+    );
+    expect(valuesOf(argv, "-netdev")).toEqual(["user,id=net0,restrict=on,net=10.20.0.0/24,host=10.20.0.1,dns=10.20.0.254,dhcpstart=10.20.0.3"]);
+  });
+
+  it("adds the cloud-init seed read-only, a second serial port as a socket and the host name over fw_cfg", () => {
+    const argv = buildQemuArgv(spec({ seedPath: "/var/lib/iaas/vms/x/seed.img", serialSocket: "/var/lib/iaas/vms/x/ttyS1.sock", hostname: "web-1" }));
+    expect(valuesOf(argv, "-drive")).toContain("file=/var/lib/iaas/vms/x/seed.img,if=none,id=seed0,format=raw,readonly=on");
+    expect(valuesOf(argv, "-chardev")).toContain("socket,id=serial1,path=/var/lib/iaas/vms/x/ttyS1.sock,server=on,wait=off");
+    expect(valuesOf(argv, "-serial")).toEqual(["chardev:serial0", "chardev:serial1"]);
+    expect(valuesOf(argv, "-fw_cfg")).toEqual(["name=opt/iaas/hostname,string=web-1"]);
+    expect(specError(() => buildQemuArgv(spec({ hostname: "a,b" }))).message).toMatch(/hostname/);
+  });
 });
 
 describe("macFromUuid", () => {

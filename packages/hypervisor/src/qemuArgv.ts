@@ -24,6 +24,8 @@ export interface UserNic {
   /** The guest-side subnet (CIDR), the host's address on it and the address DHCP hands out. */
   subnet?: string;
   hostAddress?: string;
+  /** QEMU's built-in DNS address; must differ from hostAddress and dhcpStart (QEMU refuses otherwise). */
+  dnsAddress?: string;
   dhcpStart?: string;
   hostForwards?: readonly HostForward[];
 }
@@ -173,6 +175,7 @@ function netdevArgs(nic: UserNic, index: number): string {
     opts.push(`net=${nic.subnet}`);
   }
   if (nic.hostAddress !== undefined) opts.push(`host=${ipv4(nic.hostAddress, `nics[${index}].hostAddress`)}`);
+  if (nic.dnsAddress !== undefined) opts.push(`dns=${ipv4(nic.dnsAddress, `nics[${index}].dnsAddress`)}`);
   if (nic.dhcpStart !== undefined) opts.push(`dhcpstart=${ipv4(nic.dhcpStart, `nics[${index}].dhcpStart`)}`);
   for (const f of nic.hostForwards ?? []) {
     const addr = f.hostAddress ?? "127.0.0.1";

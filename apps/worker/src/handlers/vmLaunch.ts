@@ -1,5 +1,5 @@
 import type { VmNic } from "@iaas/hypervisor";
-import { buildSeedImage, renderMetaData, renderNetworkConfig, renderUserData, tapName } from "@iaas/hypervisor";
+import { broadcastOf, buildSeedImage, intToIp, ipToInt, renderMetaData, renderNetworkConfig, renderUserData, tapName } from "@iaas/hypervisor";
 import type { Vm } from "@iaas/db";
 import type { WorkerServices } from "../jobs/HandlerContext.js";
 import type { VmRunSpec } from "../vm/VmRuntime.js";
@@ -23,6 +23,7 @@ export async function prepareLaunch(services: WorkerServices, vm: Vm, reason: st
           restrict: true,
           subnet: nic.network.subnet,
           hostAddress: nic.network.gateway,
+          dnsAddress: userModeDns(nic.network.subnet, nic.ip),
           dhcpStart: nic.ip,
           hostForwards: nic.forwards.map((f) => ({
             protocol: f.protocol === "udp" ? "udp" : "tcp",
@@ -40,4 +41,13 @@ export async function prepareLaunch(services: WorkerServices, vm: Vm, reason: st
     "network-config": renderNetworkConfig(nics.map((n) => ({ mac: n.mac, name: `eth${n.index}` }))),
   });
   return { id: vm.id, name: vm.name, cpus: vm.cpus, memoryBytes: Number(vm.memoryBytes), hostname, nics: qemuNics, seed: true };
+}
+
+/**
+ * QEMU's user-mode DNS address: by default the subnet's fourth address, which IPAM may have given
+ * the guest, and QEMU refuses the clash. The top of the subnet is used instead, avoiding the guest.
+ */
+export function userModeDns(subnet: string, guestIp: string): string {
+  const top = ipToInt(broadcastOf(subnet)) - 1;
+  return intToIp(intToIp(top) === guestIp ? top - 1 : top);
 }
