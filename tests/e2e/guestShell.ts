@@ -65,11 +65,13 @@ export class GuestShell {
         shell = new GuestShell(await openSocket(socketPath));
         // Lines typed while the guest boots may run late or be dropped; each probe has its own
         // marker, so only a live answer to the latest one counts.
-        while (!shell.closed) {
+        // Each probe waits longer than the one before: on a loaded machine a booting guest's shell
+        // can take more than a few seconds to answer, and an impatient Ctrl-C restarts it.
+        for (let probe = 0; !shell.closed; probe++) {
           const remaining = deadline - Date.now();
           if (remaining <= 0) break;
           try {
-            const r = await shell.run("echo ready", { timeoutMs: Math.min(5_000, remaining) });
+            const r = await shell.run("echo ready", { timeoutMs: Math.min(5_000 * 2 ** Math.min(probe, 3), remaining) });
             if (r.code === 0) return shell;
           } catch (err) {
             last = err;

@@ -175,6 +175,30 @@ describe.skipIf(!available.ok)(`managed networks across two hosts${available.ok 
     expect(listener.connections()).toEqual([lab.hostAddress("host-a")]);
   }, 60_000);
 
+  it("stretches a nat network across hosts: a VM on the other host reaches web1 by name and goes out through its own host", async () => {
+    const web3 = await createVm("web3", "host-b", "lan");
+    expect(web3.hostId).toBe("host-b");
+    const waited = await stack.cli(["vm", "wait", "web3", "--for", "ip", "--timeout", "90"]);
+    expect(waited.code, waited.stderr).toBe(0);
+    // DNS from host-b's dnsmasq knows web1 (on host-a); the packets cross the VXLAN tunnel.
+    await eventually(
+      "web3 to ping web1 by name across hosts",
+      async () => (await (await shell("web3")).run("ping -c 1 -W 2 web1.lab.test", { timeoutMs: 20_000 })).code === 0,
+      60_000,
+      1000,
+    );
+    // Each host is the gateway of its own VMs: web3's outbound traffic leaves through host-b.
+    const listener = await lab.listen(lab.labNs, 9250);
+    listeners.push(listener);
+    expect(await probeFromGuest("web3", lab.labAddress, 9250)).toBe("open");
+    await eventually("the lab listener to see web3's connection", async () => listener.connections().length > 0, 10_000);
+    expect(listener.connections()).toEqual([lab.hostAddress("host-b")]);
+    const deleted = await stack.cli(["vm", "delete", "web3", "--wait"]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    shells.get("web3")?.close();
+    shells.delete("web3");
+  }, 240_000);
+
   it("keeps the host's loopback services, its addresses and the other network closed to a guest", async () => {
     // Services on host-a: one on loopback only, one on every address.
     const onLoopback = await lab.listen(lab.hostNs("host-a"), 9301, "tcp", "127.0.0.1");
