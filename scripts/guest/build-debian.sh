@@ -117,7 +117,9 @@ if [[ ${#MISSING[@]} -gt 0 ]]; then
 fi
 [[ $(id -u) -eq 0 ]] || die "must run as root: mmdebstrap installs the packages in a chroot and the
   root filesystem has to keep its file owners (try: sudo $0${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}})"
-mke2fs -V 2>&1 | awk '/^mke2fs/ { split($2, v, "."); exit !(v[1] > 1 || v[2] >= 43) }' \
+# (output captured first: awk quitting early would make mke2fs die of SIGPIPE under pipefail)
+MKE2FS_VERSION=$(mke2fs -V 2>&1 || true)
+awk '/^mke2fs/ { split($2, v, "."); ok = (v[1] > 1 || v[2] >= 43) } END { exit !ok }' <<<"$MKE2FS_VERSION" \
   || die "mke2fs is too old for -d (needs e2fsprogs >= 1.43)"
 
 # ---------------------------------------------------------------------------
@@ -177,7 +179,7 @@ fi
 # root filesystem tarball; what follows (configuration, disk) is cheap to redo.
 PACKAGES=(
   systemd-sysv linux-image-amd64 cloud-init openssh-server netbase ifupdown
-  isc-dhcp-client iproute2 sudo dbus
+  isc-dhcp-client iproute2 sudo dbus libpam-systemd   # libpam-systemd: logind sessions for logins
   cloud-guest-utils e2fsprogs fdisk   # growpart (+ sfdisk) and resize2fs: grow the root on first boot
   ca-certificates procps less iputils-ping
   zstd   # initramfs-tools compresses with zstd when it is there (gzip otherwise: bigger, slower to unpack)
@@ -336,8 +338,9 @@ rm -f "$ROOT/var/lib/dbus/machine-id"
 [[ -d $ROOT/var/lib/dbus ]] && ln -s /etc/machine-id "$ROOT/var/lib/dbus/machine-id"
 rm -f "$ROOT"/etc/ssh/ssh_host_*
 # SSH host keys: cloud-init (cc_ssh) deletes and regenerates them once per
-# instance, but it does nothing when it finds no datasource, and Debian's
-# ssh.service does not create missing keys (sshd -t fails without them).
+# instance (also with the None datasource, i.e. without a seed). Debian's
+# ssh.service does not create missing keys (sshd -t fails without them), so a
+# guest whose cloud-init is disabled or removed needs this safety net.
 cat >"$ROOT/etc/systemd/system/iaas-ssh-keygen.service" <<'EOF'
 [Unit]
 Description=Generate missing SSH host keys
@@ -354,9 +357,59 @@ WantedBy=ssh.service
 EOF
 mkdir -p "$ROOT/etc/systemd/system/ssh.service.wants" "$ROOT/etc/systemd/system/getty.target.wants"
 ln -sf /etc/systemd/system/iaas-ssh-keygen.service "$ROOT/etc/systemd/system/ssh.service.wants/"
-[[ -e $ROOT/etc/systemd/system/multi-user.target.wants/ssh.service ]] \
+[[ -L $ROOT/etc/systemd/system/multi-user.target.wants/ssh.service ]] \
   || ln -sf /lib/systemd/system/ssh.service "$ROOT/etc/systemd/system/multi-user.target.wants/ssh.service"
 ln -sf /lib/systemd/system/serial-getty@.service "$ROOT/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+# ACPI power button (QMP system_powerdown) early in the boot. systemd-logind
+# handles it, but logind starts after cloud-init's network stage (under TCG
+# about a minute into the first boot) and a press before that is lost: the VM
+# would ignore the VM manager's stop. This unit watches the button from early
+# boot until logind is up (logind's drop-in stops it then; Conflicts= would put
+# both start jobs in one boot transaction and systemd would drop one of them).
+mkdir -p "$ROOT/usr/local/sbin" "$ROOT/etc/systemd/system/sysinit.target.wants"
+cat >"$ROOT/usr/local/sbin/iaas-early-powerbutton" <<'EOF'
+#!/bin/bash
+# Powers off when the ACPI power button is pressed before systemd-logind runs.
+# Installed by build-debian.sh (IaaS Debian image); see iaas-early-powerbutton.service.
+modprobe -q button 2>/dev/null || true
+devs=()
+for _ in $(seq 1 20); do   # the input device may still be appearing
+  for ev in /sys/class/input/event*; do
+    [[ -e $ev && $(cat "$ev/device/name" 2>/dev/null) == "Power Button" && -c /dev/input/${ev##*/} ]] \
+      && devs+=("/dev/input/${ev##*/}")
+  done
+  [[ ${#devs[@]} -gt 0 ]] && break
+  sleep 0.5
+done
+[[ ${#devs[@]} -gt 0 ]] || { echo "no ACPI power button found"; exit 0; }
+# a press is a few struct input_event (24 bytes each): any read means one
+for d in "${devs[@]}"; do dd if="$d" of=/dev/null bs=24 count=1 status=none & done
+wait -n
+echo "ACPI power button pressed before systemd-logind started: powering off"
+exec systemctl --no-block poweroff
+EOF
+chmod 755 "$ROOT/usr/local/sbin/iaas-early-powerbutton"
+cat >"$ROOT/etc/systemd/system/iaas-early-powerbutton.service" <<'EOF'
+[Unit]
+Description=Power off on the ACPI power button until systemd-logind handles it
+DefaultDependencies=no
+After=systemd-udevd.service
+Before=shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+ExecStart=/usr/local/sbin/iaas-early-powerbutton
+
+[Install]
+WantedBy=sysinit.target
+EOF
+ln -sf /etc/systemd/system/iaas-early-powerbutton.service "$ROOT/etc/systemd/system/sysinit.target.wants/"
+mkdir -p "$ROOT/etc/systemd/system/systemd-logind.service.d"
+cat >"$ROOT/etc/systemd/system/systemd-logind.service.d/iaas-early-powerbutton.conf" <<'EOF'
+[Service]
+# logind now watches the power button itself
+ExecStartPost=-/bin/systemctl --no-block stop iaas-early-powerbutton.service
+EOF
 # ifupdown reads what cloud-init writes to /etc/network/interfaces.d/
 grep -qs '^source.*interfaces.d' "$ROOT/etc/network/interfaces" || cat >"$ROOT/etc/network/interfaces" <<'EOF'
 # The NICs are configured by cloud-init in /etc/network/interfaces.d/50-cloud-init

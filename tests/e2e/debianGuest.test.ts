@@ -4,7 +4,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job, Vm } from "@iaas/contracts";
-import { ROOT, Stack } from "./harness.js";
+import { eventually, ROOT, Stack } from "./harness.js";
 import { NetLab, netlabAvailable } from "./netlab.js";
 
 const execFileP = promisify(execFile);
@@ -61,7 +61,9 @@ describe.skipIf(!available.ok)(`a Debian cloud guest reached with ssh${available
         ["ssh", "-p", "2222", "-i", path.join(keyDir, "id"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", `debian@${address}`, "hostname; ip -4 -o addr show"],
         { timeoutMs: 60_000 },
       );
-    // sshd can answer before cloud-init has installed the key: retry for a while.
+    // Wait for cloud-init to say it is done with the seed: sshd answers earlier, but cloud-init restarts it.
+    await eventually("cloud-init to finish", async () => /Cloud-init v\. [\d.]+ finished/.test((await stack.cli(["vm", "console", "deb1"])).stdout), 120_000, 2000);
+    // The key may still be on its way: retry for a while.
     let result = await ssh(lab.hostNs("host-a"), "127.0.0.1");
     for (let i = 0; i < 30 && result.code !== 0; i++) {
       await new Promise((r) => setTimeout(r, 5000));
@@ -74,8 +76,6 @@ describe.skipIf(!available.ok)(`a Debian cloud guest reached with ssh${available
     const remote = await ssh(lab.labNs, lab.hostAddress("host-a"));
     expect(remote.code, remote.stderr).toBe(0);
     expect(remote.stdout.split("\n")[0]).toBe("deb1");
-    const console = (await stack.cli(["vm", "console", "deb1"])).stdout;
-    expect(console).toMatch(/Cloud-init v\. [\d.]+ finished/);
     process.stdout.write(`debian guest: create --start to ssh answering in ${bootSeconds.toFixed(0)} s\n`);
     const key = (await readFile(path.join(keyDir, "id.pub"), "utf8")).trim().split(" ")[1] ?? "";
     const authorized = await lab.exec(lab.hostNs("host-a"), ["ssh", "-p", "2222", "-i", path.join(keyDir, "id"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "debian@127.0.0.1", "cat ~/.ssh/authorized_keys"]);
