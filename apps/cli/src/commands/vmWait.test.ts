@@ -113,6 +113,15 @@ describe("vm wait --for ip", () => {
     expect(other.stderr).toContain("error: vm web1 has no NIC 3 (it has 0)");
   });
 
+  it("exits 2 at once for a user-mode NIC, which never reports a lease, pointing at the console instead", async () => {
+    const s = await serve({ "GET /v1/vms/web1": vmIs({ state: "running", userModeNetworking: true, nics: [makeNic()] }) });
+    const run = await runIaas(["vm", "wait", "web1", "--for", "ip", "--timeout", "30"], s.url);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/user-mode NIC has no DHCP server on the host/);
+    expect(run.stderr).toMatch(/--for 'console=/);
+    expect(gets(s, "/v1/vms/web1")).toBe(1);
+  });
+
   it("exits 4 when no lease comes in time", async () => {
     const s = await serve({ "GET /v1/vms/web1": vmIs({ state: "running", nics: [makeNic()] }) });
     const run = await runIaas(["vm", "wait", "web1", "--for", "ip", "--timeout", "0.05"], s.url);

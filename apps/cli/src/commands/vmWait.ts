@@ -101,6 +101,12 @@ async function waitForVm(ctx: CommandContext, ref: string, condition: WaitCondit
       const found = await pollVm(ctx, ref, timeoutMs, `a DHCP lease on nic ${nicIndex}`, (v) => {
         const nic = v.nics.find((n) => n.index === nicIndex);
         if (nic === undefined) throw noNicError(v, nicIndex);
+        if (v.userModeNetworking) {
+          throw usageError(
+            `vm ${v.name} is on a host without bridges: its user-mode NIC has no DHCP server on the host to report a lease`,
+            `wait for the guest to say so instead, e.g. iaas vm wait ${v.name} --for 'console=${nic.ip}'`,
+          );
+        }
         return nic.lease === null ? null : { vm: v, ip: nic.lease.ip };
       });
       report(ctx, `${found.vm.name}: ip ${found.ip}`, { vm: found.vm.name, condition: "ip", nic: nicIndex, ip: found.ip });
