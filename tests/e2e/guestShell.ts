@@ -45,7 +45,11 @@ export class GuestShell {
 
   private constructor(private readonly socket: Socket) {
     socket.on("data", (chunk: Buffer) => {
-      this.buffer += this.decoder.write(chunk).replace(/\r/g, "");
+      const text = this.decoder.write(chunk);
+      // The shell's line editor asks where the cursor is (ESC [ 6 n): answer as a terminal would,
+      // so it never waits for a reply that no one sends.
+      if (text.includes("\x1b[6n")) socket.write("\x1b[1;1R");
+      this.buffer += text.replace(/\r/g, "");
       this.wake?.();
     });
     socket.on("error", (err) => this.markClosed(err));
@@ -71,7 +75,9 @@ export class GuestShell {
           const remaining = deadline - Date.now();
           if (remaining <= 0) break;
           try {
-            const r = await shell.run("echo ready", { timeoutMs: Math.min(5_000 * 2 ** Math.min(probe, 3), remaining) });
+            // No Ctrl-C after a probe that got no answer: a shell still starting dies of it, its
+            // respawn hangs up the tty and drops whatever is typed meanwhile (the next probe).
+            const r = await shell.probe(Math.min(5_000 * 2 ** Math.min(probe, 3), remaining));
             if (r.code === 0) return shell;
           } catch (err) {
             last = err;
@@ -104,6 +110,13 @@ export class GuestShell {
     return result;
   }
 
+  /** Types a probe line (no Ctrl-C on timeout) and says whether the shell answered it. */
+  private probe(timeoutMs: number): Promise<RunResult> {
+    const result = this.queue.then(() => this.frame("echo ready", Date.now() + timeoutMs, timeoutMs, false));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
   close(): void {
     this.markClosed(new Error("GuestShell closed"));
     this.socket.destroy();
@@ -122,7 +135,7 @@ export class GuestShell {
   }
 
   // Types one line that prints BEGIN+token, runs `line`, then prints END+token and the exit code.
-  private async frame(line: string, deadline: number, timeoutMs: number): Promise<RunResult> {
+  private async frame(line: string, deadline: number, timeoutMs: number, interrupt = true): Promise<RunResult> {
     const token = randomBytes(6).toString("hex");
     const begin = `${BEGIN}${token}\n`;
     const end = new RegExp(`${END}${token} (\\d+)\n`);
@@ -141,7 +154,7 @@ export class GuestShell {
       if (closed) throw new Error(`${closed.message}; output so far: ${JSON.stringify(this.buffer.slice(-500))}`);
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        this.socket.write("\x03"); // Ctrl-C, for what it is worth (see run())
+        if (interrupt) this.socket.write("\x03"); // Ctrl-C, for what it is worth (see run())
         throw new Error(`GuestShell: no end marker within ${timeoutMs} ms; output so far: ${JSON.stringify(this.buffer.slice(-500))}`);
       }
       await new Promise<void>((resolve) => {
