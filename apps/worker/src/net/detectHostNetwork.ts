@@ -81,8 +81,16 @@ export async function detectHostNetwork(runner: NetRunner, opts: { mode: Network
     notes.push("falling back to isolated user-mode NICs (no bridges, no VM-to-VM traffic)");
   }
 
-  const addrs = ip ? await runner.json<IpAddr[]>(["ip", "-j", "-4", "addr", "show"]).catch(() => []) : [];
-  const routesOut = ip ? await runner.json<IpRoute[]>(["ip", "-j", "-4", "route", "show"]).catch(() => []) : [];
+  // Without them, subnet checks against this host cannot work: say so rather than report none.
+  const readJson = async <T>(argv: string[]): Promise<T[]> =>
+    ip
+      ? runner.json<T[]>(argv).catch((err: unknown) => {
+          notes.push(`could not read \`${argv.join(" ")}\`: ${(err as Error).message}`);
+          return [];
+        })
+      : [];
+  const addrs = await readJson<IpAddr>(["ip", "-j", "-4", "addr", "show"]);
+  const routesOut = await readJson<IpRoute>(["ip", "-j", "-4", "route", "show"]);
   const routes: HostNetworkInfo["routes"] = [];
   let detected: string | null = null;
   for (const a of addrs) {
