@@ -132,9 +132,15 @@ describe.skipIf(!available.ok)(`managed networks across two hosts${available.ok 
     // Each side sees its VXLAN device flooding to the other host's underlay address.
     const fdb = await inHost("host-a", ["bridge", "fdb", "show"]);
     expect(fdb.stdout).toContain(`dst ${lab.hostAddress("host-b")}`);
-    // private: no route out, and nothing in the lab answers.
+    // private: DHCP gives no route out; even a guest that adds one itself gets nowhere.
     const listener = await lab.listen(lab.labNs, 9100);
     listeners.push(listener);
+    const routes = await (await shell("p1")).run("ip route");
+    expect(routes.output).not.toMatch(/default/);
+    const priv = await stack.cliJson<Network>(["network", "show", "priv"]);
+    await (await shell("p1")).run(`ip route add default via ${priv.gateway}`);
+    // ...and the outside world even knows the way back: only host-a's rules stand in between.
+    await lab.exec(lab.labNs, ["ip", "route", "add", priv.subnet, "via", lab.hostAddress("host-a")]);
     expect(await probeFromGuest("p1", lab.labAddress, 9100)).toBe("closed");
     expect(listener.connections()).toEqual([]);
   }, 300_000);
