@@ -10,7 +10,7 @@ import type {
   PortForward as PortForwardDto,
   Vm as VmDto,
 } from "@iaas/contracts";
-import { Accelerator, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress } from "@iaas/contracts";
+import { Accelerator, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, toPortProtocol } from "@iaas/contracts";
 import type { Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Vm } from "@iaas/db";
 
 interface ErrorColumns {
@@ -47,7 +47,7 @@ export type VmWithRelations = Vm & {
 export function toPortForwardDto(f: PortForward, nicIndex: number): PortForwardDto {
   return {
     id: f.id,
-    protocol: f.protocol === "udp" ? "udp" : "tcp",
+    protocol: toPortProtocol(f.protocol),
     address: f.address,
     hostPort: f.hostPort,
     guestPort: f.guestPort,
