@@ -16,6 +16,7 @@ import { vmRoutes } from "./routes/vms.js";
 import { networkRoutes } from "./routes/networks.js";
 import { NetworkService } from "./services/NetworkService.js";
 import { VmNetworkService } from "./services/VmNetworkService.js";
+import { SnapshotService } from "./services/SnapshotService.js";
 import { ImageService } from "./services/ImageService.js";
 import type { JobQueues } from "./services/JobQueues.js";
 import { JobSubmitter } from "./services/JobSubmitter.js";
@@ -62,6 +63,7 @@ export function createApp(deps: AppDeps): express.Express {
   const vms = new VmService(db, submitter, config.offlineAfterSeconds);
   const vmNetworks = new VmNetworkService(db, submitter, config.offlineAfterSeconds);
   const networks = new NetworkService(db);
+  const snapshots = new SnapshotService(db, submitter, config.offlineAfterSeconds);
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
 
@@ -80,7 +82,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes({ db, redis: deps.redis }));
   if (config.apiToken) app.use("/v1", bearerAuth(config.apiToken));
   app.use("/v1", express.json({ limit: "1mb" }));
-  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
   app.use("/v1/networks", networkRoutes({ db, networks }));
   app.use("/v1/images", imageRoutes({ db, images, exports }));
   app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));

@@ -32,6 +32,12 @@ Networks:
   \`iaas vm ssh web1\`. \`iaas vm wait\` waits for running/stopped, a DHCP lease (ip), a console
   pattern or a guest port.
 
+Snapshots:
+  \`iaas vm snapshot create|list|restore|delete\` (alias snap). A snapshot keeps a running or
+  stopped VM's disk; with --memory it also keeps a running VM's RAM and device state, and
+  restoring it returns the VM to that running instant. A disk-only snapshot is restored on a
+  stopped VM, or with --restart (stop, restore, start again).
+
 Transfers:
   Uploads (image import --file) and downloads (image export, vm export, export download) resume
   after a dropped connection, and resume when the same command is run again after it failed or
@@ -59,6 +65,8 @@ Examples:
   iaas network create backend --subnet 10.20.0.0/24
   iaas vm create db1 --image deb12 --network backend,ip=10.20.0.10 --ssh-key ~/.ssh/id_ed25519.pub
   iaas vm port add web1 2222:22 --wait && iaas vm wait web1 --for port=22 && iaas vm ssh web1
+  iaas vm snapshot create web1 before-upgrade --wait
+  iaas vm snapshot restore web1 before-upgrade --restart --wait
   iaas job logs 3f1c2a9e --follow
 `;
 

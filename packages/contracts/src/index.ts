@@ -4,6 +4,7 @@ export * from "./size.js";
 export * from "./ids.js";
 export * from "./networks.js";
 export * from "./resources.js";
+export * from "./snapshots.js";
 export * from "./jobs.js";
 export * from "./exitCodes.js";
 export * from "./env.js";

@@ -62,6 +62,8 @@ export interface VmLaunchSpec {
   serialSocket?: string;
   /** A read-only raw disk with the cloud-init NoCloud seed (`cidata`). */
   seedPath?: string;
+  /** Start from this internal snapshot's saved RAM and device state (`-loadvm`). */
+  loadvm?: string;
   /** The guest's host name, also passed as fw_cfg `opt/iaas/hostname` for guests without cloud-init. */
   hostname?: string;
   /** Default `qemu-system-x86_64`. */
@@ -255,6 +257,11 @@ export function buildQemuArgv(spec: VmLaunchSpec): string[] {
   if (spec.serialSocket !== undefined) {
     const sock = escapeOptionValue(assertAbsolutePath(spec.serialSocket, "serialSocket"), "serialSocket");
     argv.push("-chardev", `socket,id=serial1,path=${sock},server=on,wait=off`, "-serial", "chardev:serial1");
+  }
+  if (spec.loadvm !== undefined) {
+    // -loadvm takes its argument verbatim; snapshot names are a safe character set anyway.
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(spec.loadvm)) throw new QemuSpecError(`loadvm must be a snapshot name, got '${spec.loadvm}'`);
+    argv.push("-loadvm", spec.loadvm);
   }
   if (spec.hostname !== undefined) {
     if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(spec.hostname)) throw new QemuSpecError(`hostname must be a DNS label, got '${spec.hostname}'`);

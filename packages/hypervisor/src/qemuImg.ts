@@ -14,6 +14,15 @@ export type QemuImgFormat = ImageFormat | "qed" | "luks";
 const FORMATS: ReadonlySet<string> = new Set<QemuImgFormat>(["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc", "qed", "luks"]);
 
 /** Typed fields of `qemu-img info --output=json`. */
+/** An internal snapshot as `qemu-img info` lists it. */
+export interface InternalSnapshot {
+  id: string;
+  name: string;
+  /** Bytes of saved VM state (RAM and devices); 0 for a disk-only snapshot. */
+  vmStateSize: number;
+  dateSec: number;
+}
+
 export interface ImageInfo {
   filename: string;
   format: string;
@@ -30,6 +39,8 @@ export interface ImageInfo {
   /** qcow2 compat level ("0.10" = v2, "1.1" = v3). */
   compat: string | null;
   corrupt: boolean;
+  /** Internal snapshots (qcow2). */
+  snapshots: InternalSnapshot[];
 }
 
 export interface CheckResult {
@@ -107,6 +118,10 @@ export function parseImageInfo(json: string): ImageInfo {
     dataFile: str(specific["data-file"]),
     compat: str(specific.compat),
     corrupt: specific.corrupt === true,
+    snapshots: (Array.isArray(o.snapshots) ? o.snapshots : []).map((x: unknown) => {
+      const sn = record(x);
+      return { id: str(sn.id) ?? "", name: str(sn.name) ?? "", vmStateSize: num(sn["vm-state-size"]) ?? 0, dateSec: num(sn["date-sec"]) ?? 0 };
+    }),
   };
 }
 
@@ -172,6 +187,20 @@ export class QemuImg {
     args.push(argPath(overlay, "overlay"));
     if (sizeBytes !== undefined) args.push(argSize(sizeBytes));
     await this.exec(args, { limits: this.probeLimits });
+  }
+
+  /**
+   * `qemu-img snapshot --image-opts -c|-a|-d NAME driver=qcow2,file.filename=PATH`: create, apply (revert to) or delete an internal
+   * snapshot of an image no QEMU holds.
+   */
+  async snapshot(op: "create" | "apply" | "delete", path: string, name: string): Promise<void> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
+      throw new IaasError("QEMU_IMG_FAILED", `snapshot name '${name}' is not a safe tag`, { retryable: false });
+    }
+    const flag = { create: "-c", apply: "-a", delete: "-d" }[op];
+    // `qemu-img snapshot` has no -f: the format is pinned with --image-opts instead.
+    const image = `driver=qcow2,file.filename=${argPath(path, "path").replaceAll(",", ",,")}`;
+    await this.exec(["snapshot", "--image-opts", flag, name, image], { limits: this.probeLimits });
   }
 
   /** `qemu-img resize -f FORMAT [--shrink] PATH SIZE`. */

@@ -1,9 +1,20 @@
 import { Router, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
-import { ExportRequest, NicRequest, PortForwardRequest, PortProtocol, VmCreateRequest, VmProbeRequest, VmStopRequest } from "@iaas/contracts";
+import {
+  ExportRequest,
+  NicRequest,
+  PortForwardRequest,
+  PortProtocol,
+  SnapshotCreateRequest,
+  SnapshotRestoreRequest,
+  VmCreateRequest,
+  VmProbeRequest,
+  VmStopRequest,
+} from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
-import { toExportDto, toPortForwardDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
+import { toExportDto, toPortForwardDto, toSnapshotDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
+import type { SnapshotService } from "../services/SnapshotService.js";
 import type { ExportService } from "../services/ExportService.js";
 import { requestHash } from "../services/JobSubmitter.js";
 import { findVm } from "../services/resolve.js";
@@ -19,6 +30,7 @@ export function vmRoutes(deps: {
   db: PrismaClient;
   vms: VmService;
   vmNetworks: VmNetworkService;
+  snapshots: SnapshotService;
   exports: ExportService;
   redis: Redis;
   queuePrefix: string;
@@ -101,6 +113,30 @@ export function vmRoutes(deps: {
   router.post("/:ref/probe", async (req, res) => {
     const body = validate(VmProbeRequest, req.body, "probe request");
     const submitted = await vmNetworks.probe(req.params.ref, body, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.get("/:ref/snapshots", async (req, res) => {
+    const vm = await findVm(db, req.params.ref);
+    const items = await db.snapshot.findMany({ where: { vmId: vm.id }, orderBy: { createdAt: "asc" } });
+    res.json({ items: items.map(toSnapshotDto) });
+  });
+
+  router.post("/:ref/snapshots", async (req, res) => {
+    const body = validate(SnapshotCreateRequest, req.body, "snapshot request");
+    const submitted = await deps.snapshots.create(req.params.ref, body, meta(req));
+    const snapshot = submitted.extra?.snapshot ?? (await db.snapshot.findFirst({ where: { vmId: submitted.job.vmId ?? "", name: body.name } }));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId), snapshot: snapshot ? toSnapshotDto(snapshot) : null });
+  });
+
+  router.post("/:ref/snapshots/:name/restore", async (req, res) => {
+    const body = validate(SnapshotRestoreRequest, req.body, "snapshot restore request");
+    const submitted = await deps.snapshots.restore(req.params.ref, req.params.name, body, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.delete("/:ref/snapshots/:name", async (req, res) => {
+    const submitted = await deps.snapshots.delete(req.params.ref, req.params.name, meta(req));
     sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
   });
 

@@ -8,10 +8,11 @@ import type {
   Network as NetworkDto,
   Nic as NicDto,
   PortForward as PortForwardDto,
+  Snapshot as SnapshotDto,
   Vm as VmDto,
 } from "@iaas/contracts";
-import { Accelerator, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, toPortProtocol } from "@iaas/contracts";
-import type { Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Vm } from "@iaas/db";
+import { Accelerator, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, SnapshotKind, SnapshotState, toPortProtocol } from "@iaas/contracts";
+import type { Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Snapshot, Vm } from "@iaas/db";
 
 interface ErrorColumns {
   errorCode: string | null;
@@ -232,5 +233,19 @@ export function toExportDto(e: Export): ExportDto {
     downloadUrl: e.state === "ready" ? `/v1/exports/${e.id}/file` : null,
     expiresAt: e.expiresAt?.toISOString() ?? null,
     createdAt: e.createdAt.toISOString(),
+  };
+}
+
+export function toSnapshotDto(s: Snapshot): SnapshotDto {
+  return {
+    id: s.id,
+    vmId: s.vmId,
+    name: s.name,
+    kind: SnapshotKind.parse(s.kind),
+    state: SnapshotState.parse(s.state),
+    description: s.description,
+    vmState: s.vmState,
+    sizeBytes: s.sizeBytes === null ? null : Number(s.sizeBytes),
+    createdAt: s.createdAt.toISOString(),
   };
 }

@@ -7,6 +7,7 @@ import {
   Job,
   Network,
   PortForward,
+  Snapshot,
   Vm,
   VmCreateDryRun,
   listOf,
@@ -18,6 +19,8 @@ import {
   type NicRequest,
   type PortForwardRequest,
   type PortProtocol,
+  type SnapshotCreateRequest,
+  type SnapshotRestoreRequest,
   type VmCreateRequest,
   type VmProbeRequest,
   type VmStopRequest,
@@ -33,6 +36,8 @@ export type NetworkCreateInput = z.input<typeof NetworkCreateRequest>;
 export type NicInput = z.input<typeof NicRequest>;
 export type PortForwardInput = z.input<typeof PortForwardRequest>;
 export type VmProbeInput = z.input<typeof VmProbeRequest>;
+export type SnapshotCreateInput = z.input<typeof SnapshotCreateRequest>;
+export type SnapshotRestoreInput = z.input<typeof SnapshotRestoreRequest>;
 
 /**
  * The `202` of POST /v1/vms/:ref/ports: the job, and the forward it realizes (null for a replayed
@@ -40,6 +45,13 @@ export type VmProbeInput = z.input<typeof VmProbeRequest>;
  */
 export const PortAccepted = JobAccepted.extend({ forward: PortForward.nullish() });
 export type PortAccepted = z.infer<typeof PortAccepted>;
+
+/**
+ * The `202` of POST /v1/vms/:ref/snapshots: the job, and the snapshot it takes (state `creating`;
+ * null for a replayed request whose snapshot is gone by now).
+ */
+export const SnapshotAccepted = JobAccepted.extend({ snapshot: Snapshot.nullish() });
+export type SnapshotAccepted = z.infer<typeof SnapshotAccepted>;
 
 /** What POST /v1/images made. */
 export type ImageCreated =
@@ -72,6 +84,7 @@ const HostList = listOf(Host);
 const ExportList = listOf(Export);
 const NetworkList = listOf(Network);
 const PortList = listOf(PortForward);
+const SnapshotList = listOf(Snapshot);
 
 export type ApiClientOptions = HttpTransportOptions;
 
@@ -162,6 +175,25 @@ export class ApiClient {
 
   removePort(ref: string, hostPort: number, protocol: PortProtocol): Promise<JobAccepted> {
     return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/vms/${enc(ref)}/ports/${hostPort}`, query: { protocol } });
+  }
+
+  /** The VM's snapshots, oldest first. */
+  async listSnapshots(ref: string): Promise<Snapshot[]> {
+    return (await this.http.json(SnapshotList, { method: "GET", path: `/v1/vms/${enc(ref)}/snapshots` })).items;
+  }
+
+  /** A `vm.snapshot.create` job: a disk-only snapshot, or (`memory`) one of a running VM's RAM and device state too. */
+  createSnapshot(ref: string, req: SnapshotCreateInput): Promise<SnapshotAccepted> {
+    return this.http.json(SnapshotAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/snapshots`, json: req });
+  }
+
+  /** A `vm.snapshot.restore` job: the VM's disk (and, for a memory snapshot, its running state) as the snapshot has it. */
+  restoreSnapshot(ref: string, name: string, req: SnapshotRestoreInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/snapshots/${enc(name)}/restore`, json: req });
+  }
+
+  deleteSnapshot(ref: string, name: string): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/vms/${enc(ref)}/snapshots/${enc(name)}` });
   }
 
   /** A `vm.probe` job: succeeds once the guest's TCP port answers, fails with WAIT_TIMEOUT otherwise. */

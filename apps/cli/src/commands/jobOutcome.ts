@@ -125,6 +125,14 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
       ctx.out.line(`${job.targetName ?? job.vmId ?? "vm"}: port ${port} answers at ${ip} (after ${formatDuration(elapsedMs)})`);
       return;
     }
+    case "vm.snapshot.create":
+    case "vm.snapshot.restore":
+    case "vm.snapshot.delete": {
+      const line = snapshotResultLine(job);
+      if (line === null) break;
+      ctx.out.line(line);
+      return;
+    }
     case "image.import": {
       const result = JobResults["image.import"].safeParse(job.result);
       const reused = result.success ? result.data.deduplicatedTo : undefined;
@@ -152,4 +160,25 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
       break;
   }
   ctx.out.line(jobDetails(job));
+}
+
+/** "vm web1: snapshot before-upgrade taken", "… restored (the VM is running)", "… deleted"; null without a result. */
+function snapshotResultLine(job: Job): string | null {
+  const vm = `vm ${job.targetName ?? job.vmId ?? "-"}`;
+  switch (job.type) {
+    case "vm.snapshot.create": {
+      const result = JobResults["vm.snapshot.create"].safeParse(job.result);
+      return result.success ? `${vm}: snapshot ${result.data.name} taken (list them with: iaas vm snapshot list ${job.targetName ?? result.data.vmId})` : null;
+    }
+    case "vm.snapshot.restore": {
+      const result = JobResults["vm.snapshot.restore"].safeParse(job.result);
+      return result.success ? `${vm}: snapshot ${result.data.name} restored; the VM is ${result.data.state}` : null;
+    }
+    case "vm.snapshot.delete": {
+      const result = JobResults["vm.snapshot.delete"].safeParse(job.result);
+      return result.success ? `${vm}: snapshot ${result.data.name} deleted` : null;
+    }
+    default:
+      return null;
+  }
 }

@@ -10,6 +10,7 @@ import { reportAcceptedJob } from "./jobOutcome.js";
 import { hostnameLabel, NIC_SPEC_HELP, nicSpecInto } from "./networkSpecs.js";
 import { intBetween, size } from "./optionParsers.js";
 import { registerVmNetworkCommands } from "./vmNetwork.js";
+import { registerVmSnapshotCommands } from "./vmSnapshot.js";
 import { registerVmSshCommand } from "./vmSsh.js";
 import { registerVmWaitCommand } from "./vmWait.js";
 
@@ -58,7 +59,7 @@ Examples:
   iaas vm create lab1 --image deb12 --no-network --user-data init.yaml
 `;
 
-/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console, export, ip, nic, port, wait, ssh. */
+/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console, export, ip, nic, port, snapshot, wait, ssh. */
 export function registerVmCommands(program: Command, ctxOf: ContextFactory): void {
   const vm = program.command("vm").description("create and manage virtual machines");
 
@@ -190,6 +191,7 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
     });
 
   registerVmNetworkCommands(vm, ctxOf);
+  registerVmSnapshotCommands(vm, ctxOf);
   registerVmWaitCommand(vm, ctxOf);
   registerVmSshCommand(vm, ctxOf);
 }

@@ -1,4 +1,4 @@
-import type { Export, Host, HostNetworkInfo, Image, Job, JobEvent, JobProgress, JobState, Network, Nic, PortForward, Vm } from "@iaas/contracts";
+import type { Export, Host, HostNetworkInfo, Image, Job, JobEvent, JobProgress, JobState, Network, Nic, PortForward, Snapshot, Vm } from "@iaas/contracts";
 
 export const JOB_ID = "1a2b3c4d-0000-4000-8000-000000000001";
 export const VM_ID = "5e6f7a8b-0000-4000-8000-000000000002";
@@ -8,6 +8,7 @@ export const EXPORT_ID = "7e8f9a0b-0000-4000-8000-000000000005";
 export const NETWORK_ID = "2b3c4d5e-0000-4000-8000-000000000006";
 export const NIC_ID = "6f7a8b9c-0000-4000-8000-000000000007";
 export const FORWARD_ID = "8b9c0d1e-0000-4000-8000-000000000008";
+export const SNAPSHOT_ID = "4c5d6e7f-0000-4000-8000-000000000009";
 const T0 = "2025-01-01T00:00:00.000Z";
 
 export function makeJob(overrides: Partial<Job> = {}): Job {
@@ -192,6 +193,21 @@ export function makeHostNetwork(overrides: Partial<HostNetworkInfo> = {}): HostN
     notes: [],
     routes: [],
     listening: [],
+    ...overrides,
+  };
+}
+
+export function makeSnapshot(overrides: Partial<Snapshot> = {}): Snapshot {
+  return {
+    id: SNAPSHOT_ID,
+    vmId: VM_ID,
+    name: "before-upgrade",
+    kind: "disk",
+    state: "ready",
+    description: null,
+    vmState: "stopped",
+    sizeBytes: null,
+    createdAt: T0,
     ...overrides,
   };
 }

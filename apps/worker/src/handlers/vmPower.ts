@@ -10,7 +10,7 @@ function gone(id: string): IaasError {
 }
 
 /** Starts the VM's QEMU unless it already runs (a redelivery after QEMU came up). */
-export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create">, vm: Vm, base: number): Promise<number> {
+export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create" | "vm.snapshot.restore">, vm: Vm, base: number, opts: { loadvm?: string } = {}): Promise<number> {
   const running = await ctx.runtime.runningPid(vm);
   if (running !== null) {
     await ctx.note(`QEMU already runs as pid ${running}; adopting it`);
@@ -23,7 +23,7 @@ export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create">, vm:
   await rm(ctx.runtime.files(vm.id).console, { force: true });
   await ctx.consoles.reset(vm.id);
   await ctx.progress({ phase: "network", percent: base + 5, message: "host networking and cloud-init seed" });
-  const spec = await prepareLaunch(ctx, vm, `start ${vm.name}`);
+  const spec = { ...(await prepareLaunch(ctx, vm, `start ${vm.name}`)), ...opts };
   const pid = await ctx.runtime.start(spec, ctx.signal);
   await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "running", pid, accelerator: ctx.runtime.config.accelerator, errorCode: null, errorMessage: null, errorHint: null } });
   await ctx.note(`QEMU running as pid ${pid}; console: \`iaas vm console ${vm.name}\``);

@@ -2,7 +2,19 @@ import type { JobError, VmState } from "@iaas/contracts";
 import type { Vm } from "@iaas/db";
 import type { HandlerContext } from "../jobs/HandlerContext.js";
 
-type VmJob = "vm.create" | "vm.start" | "vm.stop" | "vm.reboot" | "vm.delete" | "vm.nic.add" | "vm.nic.remove" | "vm.port.add" | "vm.port.remove";
+type VmJob =
+  | "vm.create"
+  | "vm.start"
+  | "vm.stop"
+  | "vm.reboot"
+  | "vm.delete"
+  | "vm.nic.add"
+  | "vm.nic.remove"
+  | "vm.port.add"
+  | "vm.port.remove"
+  | "vm.snapshot.create"
+  | "vm.snapshot.restore"
+  | "vm.snapshot.delete";
 
 /** Loads the job's VM, or null when it no longer exists (a redelivered delete that finished). */
 export async function loadVm(ctx: HandlerContext<VmJob>): Promise<Vm | null> {

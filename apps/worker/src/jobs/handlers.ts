@@ -6,6 +6,7 @@ import { vmCreate } from "../handlers/vmCreate.js";
 import { vmDelete } from "../handlers/vmDelete.js";
 import { vmReboot, vmStart, vmStop } from "../handlers/vmPower.js";
 import { vmNicAdd, vmNicRemove, vmPortAdd, vmPortRemove, vmProbe } from "../handlers/vmNetwork.js";
+import { vmSnapshotCreate, vmSnapshotDelete, vmSnapshotRestore } from "../handlers/vmSnapshot.js";
 
 /** Every job type a worker runs. `vm.reconcile` is only recorded, never queued. */
 export const handlers: HandlerRegistry = {
@@ -19,6 +20,9 @@ export const handlers: HandlerRegistry = {
   "vm.port.add": vmPortAdd,
   "vm.port.remove": vmPortRemove,
   "vm.probe": vmProbe,
+  "vm.snapshot.create": vmSnapshotCreate,
+  "vm.snapshot.restore": vmSnapshotRestore,
+  "vm.snapshot.delete": vmSnapshotDelete,
   "image.import": imageImport,
   "image.export": imageExport,
   "vm.export": vmExport,

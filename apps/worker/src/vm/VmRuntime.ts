@@ -36,6 +36,8 @@ export interface VmRunSpec {
   nics?: VmNic[];
   /** Attach the cloud-init seed (files().seed), which the caller has built. */
   seed?: boolean;
+  /** Resume from this memory snapshot (`-loadvm`). */
+  loadvm?: string;
 }
 
 export interface RuntimeConfig {
@@ -101,6 +103,7 @@ export class VmRuntime {
       serialSocket: f.serialSocket,
       ...(vm.seed ? { seedPath: f.seed } : {}),
       ...(vm.hostname !== undefined ? { hostname: vm.hostname } : {}),
+      ...(vm.loadvm !== undefined ? { loadvm: vm.loadvm } : {}),
       binary: this.config.qemuBinary,
     });
     try {

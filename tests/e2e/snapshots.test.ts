@@ -1,0 +1,135 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Job, Snapshot, Vm } from "@iaas/contracts";
+import { eventually, guestImages, Stack } from "./harness.js";
+import { GuestShell } from "./guestShell.js";
+
+const execFileP = promisify(execFile);
+
+// Internal qcow2 snapshots of a real busybox guest: disk-only of a stopped and of a running VM,
+// and with memory (back to a running instant, live or by starting with -loadvm). The guest's root
+// is in RAM, so disk changes are made with dd at the end of its disk and memory changes in /tmp.
+describe("VM snapshots", () => {
+  let stack: Stack;
+  let shell: GuestShell | undefined;
+  let vm: Vm;
+
+  beforeAll(async () => {
+    const images = await guestImages(["linux"]);
+    stack = await Stack.start(["host-s"]);
+    const imported = await stack.cli(["image", "import", "linux", "--file", images.linux, "--wait"]);
+    expect(imported.code, imported.stderr).toBe(0);
+    const created = await stack.cli(["vm", "create", "sv", "--image", "linux", "--memory", "192M", "--disk", "64M", "--start", "--wait"]);
+    expect(created.code, created.stderr).toBe(0);
+    vm = await stack.cliJson<Vm>(["vm", "show", "sv"]);
+  }, 300_000);
+
+  afterAll(async () => {
+    shell?.close();
+    await stack?.stop();
+  }, 60_000);
+
+  const disk = () => path.join(stack.dir, "host-s", "vms", vm.id, "disk.qcow2");
+  const ok = async (args: string[]) => {
+    const r = await stack.cli(args);
+    expect(r.code, `iaas ${args.join(" ")}: ${r.stderr}\n${stack.logTail(10)}`).toBe(0);
+    return r;
+  };
+  async function guest(): Promise<GuestShell> {
+    shell ??= await GuestShell.connect(path.join(stack.dir, "host-s", "vms", vm.id, "ttyS1.sock"), { timeoutMs: 90_000 });
+    return shell;
+  }
+  /** Drops the shell connection (the guest is about to power off or boot again). */
+  function forgetShell(): void {
+    shell?.close();
+    shell = undefined;
+  }
+  const writeDisk = async (text: string) => {
+    const r = await (await guest()).run(`printf '%-16s' ${text} | dd of=/dev/vda bs=1M seek=60 conv=fsync 2>/dev/null; sync; echo written`);
+    expect(r.output).toContain("written");
+  };
+  const readDisk = async () => (await (await guest()).run("dd if=/dev/vda bs=1M skip=60 count=1 2>/dev/null | head -c 16")).output.trim();
+  const snapshots = async () => (await stack.cliJson<{ items: Snapshot[] }>(["vm", "snapshot", "list", "sv"])).items;
+  const qemuImgTags = async () => {
+    const { stdout } = await execFileP("qemu-img", ["info", "-U", "-f", "qcow2", "--output=json", disk()]);
+    return ((JSON.parse(stdout) as { snapshots?: { name: string; "vm-state-size": number }[] }).snapshots ?? []).map((s) => [s.name, s["vm-state-size"] > 0]);
+  };
+  const stop = async () => {
+    forgetShell();
+    await ok(["vm", "stop", "sv", "--wait"]);
+  };
+  const start = async () => {
+    forgetShell();
+    await ok(["vm", "start", "sv", "--wait"]);
+  };
+
+  it("snapshots a stopped VM's disk and goes back to it, agreeing with qemu-img", async () => {
+    await writeDisk("DISK-ONE");
+    await stop();
+    await ok(["vm", "snapshot", "create", "sv", "cold", "--description", "before the change", "--wait"]);
+    await start();
+    await writeDisk("DISK-TWO");
+    expect(await readDisk()).toBe("DISK-TWO");
+    await stop();
+    const list = await snapshots();
+    expect(list.map((s) => [s.name, s.kind, s.state, s.vmState, s.description])).toEqual([["cold", "disk", "ready", "stopped", "before the change"]]);
+    expect(await qemuImgTags()).toEqual([["cold", false]]);
+    const restored = await stack.cliJson<Job>(["vm", "snapshot", "restore", "sv", "cold", "--wait"]);
+    expect(restored.result).toMatchObject({ name: "cold", state: "stopped" });
+    await start();
+    expect(await readDisk()).toBe("DISK-ONE");
+  }, 240_000);
+
+  it("takes a disk snapshot of a running VM without stopping it; restoring it needs the VM stopped or --restart", async () => {
+    const before = await stack.cliJson<Vm>(["vm", "show", "sv"]);
+    await ok(["vm", "snapshot", "create", "sv", "live", "--wait"]);
+    expect((await stack.cliJson<Vm>(["vm", "show", "sv"])).pid).toBe(before.pid);
+    await writeDisk("DISK-THREE");
+    const refused = await stack.cli(["vm", "snapshot", "restore", "sv", "live"]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/--restart/);
+    forgetShell();
+    const restarted = await stack.cliJson<Job>(["vm", "snapshot", "restore", "sv", "live", "--restart", "--wait"]);
+    expect(restarted.result).toMatchObject({ name: "live", state: "running" });
+    expect((await stack.cliJson<Vm>(["vm", "show", "sv"])).pid).not.toBe(before.pid);
+    expect(await readDisk()).toBe("DISK-ONE");
+    expect((await snapshots()).find((s) => s.name === "live")?.vmState).toBe("running");
+  }, 240_000);
+
+  it("saves memory too and returns the running VM to that instant, live and from a stopped VM (-loadvm)", async () => {
+    await (await guest()).run("echo RAM-ONE > /tmp/marker");
+    await ok(["vm", "snapshot", "create", "sv", "warm", "--memory", "--wait"]);
+    const warm = (await snapshots()).find((s) => s.name === "warm");
+    expect(warm).toMatchObject({ kind: "memory", state: "ready", vmState: "running" });
+    expect(warm?.sizeBytes).toBeGreaterThan(0);
+    expect(await qemuImgTags()).toContainEqual(["warm", true]);
+    await (await guest()).run("echo RAM-TWO > /tmp/marker");
+    const pid = (await stack.cliJson<Vm>(["vm", "show", "sv"])).pid;
+    await ok(["vm", "snapshot", "restore", "sv", "warm", "--wait"]);
+    expect((await stack.cliJson<Vm>(["vm", "show", "sv"])).pid).toBe(pid);
+    expect((await (await guest()).run("cat /tmp/marker")).output).toBe("RAM-ONE");
+
+    // From a stopped VM: QEMU starts with -loadvm and the guest goes on from the saved instant, not a boot.
+    await (await guest()).run("echo RAM-THREE > /tmp/marker");
+    await stop();
+    const restored = await stack.cliJson<Job>(["vm", "snapshot", "restore", "sv", "warm", "--wait"]);
+    expect(restored.result).toMatchObject({ state: "running" });
+    expect((await stack.cliJson<Vm>(["vm", "show", "sv"])).state).toBe("running");
+    await eventually("the guest shell after -loadvm", async () => (await (await guest()).run("cat /tmp/marker")).output === "RAM-ONE", 60_000, 1000);
+  }, 300_000);
+
+  it("refuses a taken name and --memory on a stopped VM, and deletes snapshots from the disk", async () => {
+    const taken = await stack.cli(["vm", "snapshot", "create", "sv", "warm"]);
+    expect(taken.code).toBe(3);
+    expect(taken.stderr).toMatch(/already has a snapshot named 'warm'/);
+    for (const name of ["cold", "live", "warm"]) await ok(["vm", "snapshot", "delete", "sv", name, "--wait"]);
+    expect(await snapshots()).toEqual([]);
+    expect(await qemuImgTags()).toEqual([]);
+    await stop();
+    const cold = await stack.cli(["vm", "snapshot", "create", "sv", "x", "--memory"]);
+    expect(cold.code).toBe(2);
+    expect(cold.stderr).toMatch(/no memory to save/);
+  }, 180_000);
+});
