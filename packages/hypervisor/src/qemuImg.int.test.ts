@@ -86,6 +86,23 @@ describe("QemuImg against real qemu-img", () => {
     await expect(stat(dst)).rejects.toThrow(/ENOENT/);
   });
 
+  it("creates, lists, reverts to and deletes internal snapshots, also of a file whose name has a comma", async () => {
+    const dir = await tempDir();
+    const disk = join(dir, "vm,1.qcow2");
+    await img.create(disk, "qcow2", 1024 * 1024);
+    await run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x41 0 512", disk]);
+    await img.snapshot("create", disk, "before");
+    await run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 512", disk]);
+    expect((await img.info(disk, "qcow2")).snapshots.map((s) => [s.name, s.vmStateSize])).toEqual([["before", 0]]);
+    await img.snapshot("apply", disk, "before");
+    const read = await run(["qemu-io", "-f", "qcow2", "-c", "read -P 0x41 0 512", disk]);
+    expect(read.stdout).not.toMatch(/Pattern verification failed/);
+    expect(read.stdout).toContain("read 512/512 bytes");
+    await img.snapshot("delete", disk, "before");
+    expect((await img.info(disk, "qcow2")).snapshots).toEqual([]);
+    await expect(img.snapshot("create", disk, "-c")).rejects.toThrow(/not a safe tag/);
+  });
+
   it("resizes an image", async () => {
     const dir = await tempDir();
     const p = join(dir, "r.qcow2");
