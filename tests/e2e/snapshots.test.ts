@@ -11,10 +11,16 @@ const execFileP = promisify(execFile);
 // Internal qcow2 snapshots of a real busybox guest: disk-only of a stopped and of a running VM,
 // and with memory (back to a running instant, live or by starting with -loadvm). The guest's root
 // is in RAM, so disk changes are made with dd at the end of its disk and memory changes in /tmp.
-describe("VM snapshots", () => {
+describe("VM snapshots and size changes", () => {
   let stack: Stack;
   let shell: GuestShell | undefined;
   let vm: Vm;
+  let imageSha256 = "";
+  const imageFile = async () => {
+    const image = await stack.cliJson<{ id: string }>(["image", "show", "linux"]);
+    return path.join(stack.dir, "store", "images", `${image.id}.qcow2`);
+  };
+  const sha256Of = async (file: string) => (await execFileP("sha256sum", [file])).stdout.split(" ")[0] ?? "";
 
   beforeAll(async () => {
     const images = await guestImages(["linux"]);
@@ -24,6 +30,7 @@ describe("VM snapshots", () => {
     const created = await stack.cli(["vm", "create", "sv", "--image", "linux", "--memory", "192M", "--disk", "64M", "--start", "--wait"]);
     expect(created.code, created.stderr).toBe(0);
     vm = await stack.cliJson<Vm>(["vm", "show", "sv"]);
+    imageSha256 = await sha256Of(await imageFile());
   }, 300_000);
 
   afterAll(async () => {
@@ -132,4 +139,35 @@ describe("VM snapshots", () => {
     expect(cold.code).toBe(2);
     expect(cold.stderr).toMatch(/no memory to save/);
   }, 180_000);
+
+  it("grows a stopped VM's disk and sets its CPUs and memory, which its next start uses", async () => {
+    const set = await stack.cliJson<Vm>(["vm", "set", "sv", "--cpus", "2", "--memory", "256M"]);
+    expect([set.cpus, set.memoryBytes]).toEqual([2, 256 * 1024 * 1024]);
+    const tooBig = await stack.cli(["vm", "set", "sv", "--memory", "64G"]);
+    expect(tooBig.code).toBe(3);
+    expect(tooBig.stderr).toMatch(/no room/);
+    const grown = await stack.cliJson<Job>(["vm", "resize", "sv", "--disk", "96M", "--wait"]);
+    expect(grown.result).toMatchObject({ diskBytes: 96 * 1024 * 1024, live: false });
+    await start();
+    expect((await (await guest()).run("nproc")).output).toBe("2");
+    expect((await (await guest()).run("cat /sys/block/vda/size")).output).toBe(String((96 * 1024 * 1024) / 512));
+    expect(await readDisk()).toBe("DISK-ONE");
+  }, 180_000);
+
+  it("grows a running VM's disk live, refuses to shrink it, and refuses CPU changes while it runs", async () => {
+    const grown = await stack.cliJson<Job>(["vm", "resize", "sv", "--disk", "128M", "--wait"]);
+    expect(grown.result).toMatchObject({ diskBytes: 128 * 1024 * 1024, live: true });
+    await eventually("the guest to see the new size", async () => (await (await guest()).run("cat /sys/block/vda/size")).output === String((128 * 1024 * 1024) / 512), 20_000, 500);
+    expect((await stack.cliJson<Vm>(["vm", "show", "sv"])).diskBytes).toBe(128 * 1024 * 1024);
+    const shrink = await stack.cli(["vm", "resize", "sv", "--disk", "64M"]);
+    expect(shrink.code).toBe(2);
+    expect(shrink.stderr).toMatch(/disks only grow/);
+    const running = await stack.cli(["vm", "set", "sv", "--cpus", "1"]);
+    expect(running.code).toBe(3);
+    expect(running.stderr).toMatch(/not stopped/);
+  }, 120_000);
+
+  it("never wrote the image under the VM's overlay", async () => {
+    expect(await sha256Of(await imageFile())).toBe(imageSha256);
+  });
 });

@@ -54,6 +54,19 @@ export const VmStopRequest = z.object({
 });
 export type VmStopRequest = z.infer<typeof VmStopRequest>;
 
+/** Grow a VM's disk (never shrink): live on a running VM, with qemu-img on a stopped one. */
+export const VmResizeRequest = z.object({ disk: SizeInput });
+export type VmResizeRequest = z.infer<typeof VmResizeRequest>;
+
+/** Change a stopped VM's CPUs and memory (they take effect at its next start). */
+export const VmSetRequest = z
+  .object({
+    cpus: z.number().int().min(1).max(64).optional(),
+    memory: SizeInput.optional(),
+  })
+  .refine((r) => r.cpus !== undefined || r.memory !== undefined, { message: "give cpus or memory (or both)" });
+export type VmSetRequest = z.infer<typeof VmSetRequest>;
+
 export const Vm = z.object({
   id: z.string(),
   name: z.string(),

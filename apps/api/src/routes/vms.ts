@@ -9,12 +9,15 @@ import {
   SnapshotRestoreRequest,
   VmCreateRequest,
   VmProbeRequest,
+  VmResizeRequest,
+  VmSetRequest,
   VmStopRequest,
 } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import { toExportDto, toPortForwardDto, toSnapshotDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
 import type { SnapshotService } from "../services/SnapshotService.js";
+import type { VmChangeService } from "../services/VmChangeService.js";
 import type { ExportService } from "../services/ExportService.js";
 import { requestHash } from "../services/JobSubmitter.js";
 import { findVm } from "../services/resolve.js";
@@ -31,6 +34,7 @@ export function vmRoutes(deps: {
   vms: VmService;
   vmNetworks: VmNetworkService;
   snapshots: SnapshotService;
+  changes: VmChangeService;
   exports: ExportService;
   redis: Redis;
   queuePrefix: string;
@@ -114,6 +118,18 @@ export function vmRoutes(deps: {
     const body = validate(VmProbeRequest, req.body, "probe request");
     const submitted = await vmNetworks.probe(req.params.ref, body, meta(req));
     sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.post("/:ref/resize", async (req, res) => {
+    const body = validate(VmResizeRequest, req.body, "resize request");
+    const submitted = await deps.changes.resize(req.params.ref, body, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.patch("/:ref", async (req, res) => {
+    const body = validate(VmSetRequest, req.body, "VM change request");
+    const vm = await deps.changes.set(req.params.ref, body);
+    res.json(await vmDto(vm.id));
   });
 
   router.get("/:ref/snapshots", async (req, res) => {

@@ -125,6 +125,16 @@ export class ApiClient {
     return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/stop`, json: body });
   }
 
+  /** Grows the VM's disk (a `vm.resize` job). */
+  resizeVm(ref: string, disk: string): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/resize`, json: { disk } });
+  }
+
+  /** Sets a stopped VM's CPUs and/or memory; answers the VM as changed. */
+  setVm(ref: string, change: { cpus?: number; memory?: string }): Promise<Vm> {
+    return this.http.json(Vm, { method: "PATCH", path: `/v1/vms/${enc(ref)}`, json: change });
+  }
+
   rebootVm(ref: string): Promise<JobAccepted> {
     return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/reboot` });
   }

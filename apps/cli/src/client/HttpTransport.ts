@@ -27,7 +27,7 @@ export interface HttpTransportOptions {
 export type Query = Record<string, string | number | boolean | undefined>;
 
 export interface RequestSpec {
-  method: "GET" | "HEAD" | "POST" | "PUT" | "DELETE";
+  method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** Path under the base URL; also names the endpoint in messages. */
   path: string;
   /** A full URL to use instead of base URL + path (the token goes only to the API's own origin). */

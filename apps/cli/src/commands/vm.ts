@@ -11,6 +11,7 @@ import { hostnameLabel, NIC_SPEC_HELP, nicSpecInto } from "./networkSpecs.js";
 import { intBetween, size } from "./optionParsers.js";
 import { registerVmNetworkCommands } from "./vmNetwork.js";
 import { registerVmSnapshotCommands } from "./vmSnapshot.js";
+import { registerVmChangeCommands } from "./vmChange.js";
 import { registerVmSshCommand } from "./vmSsh.js";
 import { registerVmWaitCommand } from "./vmWait.js";
 
@@ -192,6 +193,7 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
 
   registerVmNetworkCommands(vm, ctxOf);
   registerVmSnapshotCommands(vm, ctxOf);
+  registerVmChangeCommands(vm, ctxOf);
   registerVmWaitCommand(vm, ctxOf);
   registerVmSshCommand(vm, ctxOf);
 }

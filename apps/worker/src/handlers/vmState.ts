@@ -12,6 +12,7 @@ type VmJob =
   | "vm.nic.remove"
   | "vm.port.add"
   | "vm.port.remove"
+  | "vm.resize"
   | "vm.snapshot.create"
   | "vm.snapshot.restore"
   | "vm.snapshot.delete";

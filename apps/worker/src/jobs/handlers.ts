@@ -7,6 +7,7 @@ import { vmDelete } from "../handlers/vmDelete.js";
 import { vmReboot, vmStart, vmStop } from "../handlers/vmPower.js";
 import { vmNicAdd, vmNicRemove, vmPortAdd, vmPortRemove, vmProbe } from "../handlers/vmNetwork.js";
 import { vmSnapshotCreate, vmSnapshotDelete, vmSnapshotRestore } from "../handlers/vmSnapshot.js";
+import { vmResize } from "../handlers/vmResize.js";
 
 /** Every job type a worker runs. `vm.reconcile` is only recorded, never queued. */
 export const handlers: HandlerRegistry = {
@@ -20,6 +21,7 @@ export const handlers: HandlerRegistry = {
   "vm.port.add": vmPortAdd,
   "vm.port.remove": vmPortRemove,
   "vm.probe": vmProbe,
+  "vm.resize": vmResize,
   "vm.snapshot.create": vmSnapshotCreate,
   "vm.snapshot.restore": vmSnapshotRestore,
   "vm.snapshot.delete": vmSnapshotDelete,

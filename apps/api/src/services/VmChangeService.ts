@@ -1,0 +1,80 @@
+import { formatSize, IaasError, parseSize, type VmResizeRequest, type VmSetRequest } from "@iaas/contracts";
+import type { Prisma, PrismaClient, Vm } from "@iaas/db";
+import { allocationsByHost, NO_ALLOCATION, toHostCapacity } from "./hostCapacity.js";
+import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
+import { judgeHost } from "./placement.js";
+import { findVm } from "./resolve.js";
+import { lockVm, parseMemory, requireHostOnline, type RequestMeta } from "./VmService.js";
+
+/** Placement serializes on this lock; changes that take more of a host take it too. */
+const PLACEMENT_LOCK = 7301;
+
+/** Day-2 changes of a VM's size: grow its disk (a job on its host), set CPUs and memory (a row change). */
+export class VmChangeService {
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly submitter: JobSubmitter,
+    private readonly offlineAfterSeconds: number,
+  ) {}
+
+  /** Checks that the VM's host has room for the extra CPUs, memory or disk, as placement would. */
+  private async requireRoom(tx: Prisma.TransactionClient, vm: Vm, extra: { cpus: number; memoryBytes: number; diskBytes: number }): Promise<void> {
+    await tx.$queryRaw`SELECT pg_advisory_xact_lock(${PLACEMENT_LOCK})::text AS locked`;
+    const host = await tx.host.findUniqueOrThrow({ where: { id: vm.hostId } });
+    const allocated = (await allocationsByHost(tx)).get(host.id) ?? NO_ALLOCATION;
+    const verdict = judgeHost(toHostCapacity(host, allocated, this.offlineAfterSeconds), { name: vm.name, ...extra });
+    if (!verdict.fits) {
+      throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' of VM '${vm.name}' has no room for the change: ${verdict.reasons.join(", ")}`, {
+        hint: "ask for less, or free resources on that host (`iaas host show " + host.id + "`)",
+      });
+    }
+  }
+
+  async resize(ref: string, req: VmResizeRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
+    return this.submitter.submit(meta, async (tx, jobId) => {
+      const vm = await lockVm(tx, await findVm(tx, ref), jobId);
+      if (vm.state !== "running" && vm.state !== "stopped") {
+        throw new IaasError("INVALID_STATE", `cannot resize VM '${vm.name}': it is ${vm.state}`, { hint: `wait for it: \`iaas vm show ${vm.name}\`` });
+      }
+      let diskBytes: number;
+      try {
+        diskBytes = parseSize(req.disk, "G");
+      } catch (err) {
+        throw new IaasError("VALIDATION_FAILED", (err as Error).message, { hint: "give a size like --disk 20G" });
+      }
+      const current = Number(vm.diskBytes);
+      if (diskBytes <= current) {
+        throw new IaasError("VALIDATION_FAILED", `disk ${formatSize(diskBytes)} is not larger than VM '${vm.name}''s ${formatSize(current)}: disks only grow`, {
+          hint: `give a size above ${formatSize(current)}; to get a smaller disk, create a new VM`,
+        });
+      }
+      await requireHostOnline(tx, vm, "resize", this.offlineAfterSeconds);
+      await this.requireRoom(tx, vm, { cpus: 0, memoryBytes: 0, diskBytes: diskBytes - current });
+      return { spec: { type: "vm.resize", payload: { vmId: vm.id, diskBytes }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name }, extra: vm };
+    });
+  }
+
+  /** Sets CPUs and memory of a stopped VM, checked against its host's room; the next start uses them. */
+  async set(ref: string, req: VmSetRequest): Promise<Vm> {
+    return this.db.$transaction(async (tx) => {
+      const found = await findVm(tx, ref);
+      const { count } = await tx.vm.updateMany({ where: { id: found.id, lockJobId: null, state: "stopped" }, data: {} });
+      const vm = await tx.vm.findUniqueOrThrow({ where: { id: found.id } });
+      if (count === 0) {
+        throw new IaasError(vm.lockJobId ? "VM_BUSY" : "INVALID_STATE", `cannot change VM '${vm.name}': ${vm.lockJobId ? `job ${vm.lockJobId} holds it` : `it is ${vm.state}, not stopped`}`, {
+          hint: vm.lockJobId ? `wait for it: \`iaas job wait ${vm.lockJobId}\`` : `stop it first: \`iaas vm stop ${vm.name} --wait\``,
+          ...(vm.lockJobId ? { details: { jobId: vm.lockJobId } } : {}),
+        });
+      }
+      let memoryBytes = Number(vm.memoryBytes);
+      try {
+        if (req.memory !== undefined) memoryBytes = parseMemory(req.memory);
+      } catch (err) {
+        throw new IaasError("VALIDATION_FAILED", (err as Error).message, { hint: "give a size like --memory 1G" });
+      }
+      const cpus = req.cpus ?? vm.cpus;
+      await this.requireRoom(tx, vm, { cpus: Math.max(0, cpus - vm.cpus), memoryBytes: Math.max(0, memoryBytes - Number(vm.memoryBytes)), diskBytes: 0 });
+      return tx.vm.update({ where: { id: vm.id }, data: { cpus, memoryBytes: BigInt(memoryBytes) } });
+    });
+  }
+}
