@@ -167,6 +167,36 @@ describe("VM snapshots and size changes", () => {
     expect(running.stderr).toMatch(/not stopped/);
   }, 120_000);
 
+  it("clones a snapshot of the running VM and a stopped VM into new VMs with their own identity", async () => {
+    const refused = await stack.cli(["vm", "clone", "sv", "sv2"]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/--snapshot/);
+    await ok(["vm", "snapshot", "create", "sv", "base", "--wait"]);
+    await ok(["vm", "clone", "sv", "sv2", "--snapshot", "base", "--start", "--wait"]);
+    const [src, clone] = [await stack.cliJson<Vm>(["vm", "show", "sv"]), await stack.cliJson<Vm>(["vm", "show", "sv2"])];
+    expect(clone.state).toBe("running");
+    expect(clone.hostId).toBe(src.hostId);
+    expect(clone.diskBytes).toBe(src.diskBytes);
+    expect(clone.nics.map((n) => n.networkName)).toEqual(src.nics.map((n) => n.networkName));
+    expect(clone.nics[0]?.mac).not.toBe(src.nics[0]?.mac);
+    expect(clone.nics[0]?.ip).not.toBe(src.nics[0]?.ip);
+    const cloneShell = await GuestShell.connect(path.join(stack.dir, "host-s", "vms", clone.id, "ttyS1.sock"), { timeoutMs: 90_000 });
+    try {
+      expect((await cloneShell.run("dd if=/dev/vda bs=1M skip=60 count=1 2>/dev/null | head -c 16")).output.trim()).toBe("DISK-ONE");
+      expect((await cloneShell.run("hostname")).output).toBe("sv2");
+    } finally {
+      cloneShell.close();
+    }
+    await ok(["vm", "delete", "sv2", "--wait"]); // the test host has room for two 2-vCPU VMs only
+    await stop();
+    await ok(["vm", "clone", "sv", "sv3", "--wait"]);
+    const cold = await stack.cliJson<Vm>(["vm", "show", "sv3"]);
+    expect(cold.state).toBe("stopped");
+    const { stdout } = await execFileP("qemu-img", ["info", "-U", "-f", "qcow2", "--output=json", path.join(stack.dir, "host-s", "vms", cold.id, "disk.qcow2")]);
+    expect((JSON.parse(stdout) as { "backing-filename": string })["backing-filename"]).toBe(await imageFile());
+    await ok(["vm", "delete", "sv3", "--wait"]);
+  }, 240_000);
+
   it("never wrote the image under the VM's overlay", async () => {
     expect(await sha256Of(await imageFile())).toBe(imageSha256);
   });

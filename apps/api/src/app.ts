@@ -18,6 +18,7 @@ import { NetworkService } from "./services/NetworkService.js";
 import { VmNetworkService } from "./services/VmNetworkService.js";
 import { SnapshotService } from "./services/SnapshotService.js";
 import { VmChangeService } from "./services/VmChangeService.js";
+import { VmCloneService } from "./services/VmCloneService.js";
 import { ImageService } from "./services/ImageService.js";
 import type { JobQueues } from "./services/JobQueues.js";
 import { JobSubmitter } from "./services/JobSubmitter.js";
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): express.Express {
   const networks = new NetworkService(db);
   const snapshots = new SnapshotService(db, submitter, config.offlineAfterSeconds);
   const changes = new VmChangeService(db, submitter, config.offlineAfterSeconds);
+  const clones = new VmCloneService(db, submitter, config.offlineAfterSeconds);
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
 
@@ -84,7 +86,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes({ db, redis: deps.redis }));
   if (config.apiToken) app.use("/v1", bearerAuth(config.apiToken));
   app.use("/v1", express.json({ limit: "1mb" }));
-  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, changes, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, changes, clones, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
   app.use("/v1/networks", networkRoutes({ db, networks }));
   app.use("/v1/images", imageRoutes({ db, images, exports }));
   app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));

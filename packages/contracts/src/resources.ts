@@ -54,6 +54,17 @@ export const VmStopRequest = z.object({
 });
 export type VmStopRequest = z.infer<typeof VmStopRequest>;
 
+/** A new VM holding another's disk as it is (stopped) or as one of its snapshots has it. */
+export const VmCloneRequest = z.object({
+  name: VmName,
+  /** Clone from this snapshot of the source (needed when the source runs). */
+  snapshot: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a snapshot name is 1-63 letters, digits, '.', '_' or '-'").optional(),
+  /** The clone lives where its source's disk is; naming another host is refused. */
+  host: z.string().min(1).optional(),
+  start: z.boolean().default(false),
+});
+export type VmCloneRequest = z.infer<typeof VmCloneRequest>;
+
 /** Grow a VM's disk (never shrink): live on a running VM, with qemu-img on a stopped one. */
 export const VmResizeRequest = z.object({ disk: SizeInput });
 export type VmResizeRequest = z.infer<typeof VmResizeRequest>;

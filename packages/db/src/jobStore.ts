@@ -90,8 +90,8 @@ export async function finishJobIn(
     if (isRecordNotFound(err)) return false;
     throw err;
   }
-  // Locks are only ever taken on the job's own VM and image.
-  if (held.vmId) await tx.vm.updateMany({ where: { id: held.vmId, lockJobId: jobId }, data: { lockJobId: null } });
+  // The job's own VM, and any other VM it holds (a clone holds its source too); indexed column.
+  await tx.vm.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   if (held.imageId) await tx.image.updateMany({ where: { id: held.imageId, lockJobId: jobId }, data: { lockJobId: null } });
   const message =
     outcome.state === "succeeded"

@@ -203,6 +203,22 @@ export class QemuImg {
     await this.exec(["snapshot", "--image-opts", flag, name, image], { limits: this.probeLimits });
   }
 
+  /**
+   * `qemu-img convert -f qcow2 [-U] [-l snapshot.name=S] -O qcow2 -B BACKING -F FMT SRC DST`: a new
+   * overlay on the same backing image holding what SRC (or its snapshot S) has on top of it, so a
+   * clone costs what the VM wrote, not the whole image. `shared` reads a disk a running VM holds.
+   */
+  async cloneOverlay(src: string, dst: string, backing: string, backingFormat: QemuImgFormat, opts: { snapshot?: string; shared?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    const args = ["convert", "-f", "qcow2"];
+    if (opts.shared === true) args.push("-U");
+    if (opts.snapshot !== undefined) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(opts.snapshot)) throw new IaasError("QEMU_IMG_FAILED", `snapshot name '${opts.snapshot}' is not a safe tag`, { retryable: false });
+      args.push("-l", `snapshot.name=${opts.snapshot}`);
+    }
+    args.push("-O", "qcow2", "-B", argPath(backing, "backing"), "-F", argFormat(backingFormat, "backingFormat"), argPath(src, "src"), argPath(dst, "dst"));
+    await this.exec(args, { limits: this.convertLimits, timeoutMs: 0, signal: opts.signal });
+  }
+
   /** `qemu-img resize -f FORMAT [--shrink] PATH SIZE`. */
   async resize(path: string, format: QemuImgFormat, sizeBytes: number, opts: { shrink?: boolean } = {}): Promise<void> {
     const args = ["resize", "-f", argFormat(format, "format")];

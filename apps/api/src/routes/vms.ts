@@ -8,6 +8,7 @@ import {
   SnapshotCreateRequest,
   SnapshotRestoreRequest,
   VmCreateRequest,
+  VmCloneRequest,
   VmProbeRequest,
   VmResizeRequest,
   VmSetRequest,
@@ -18,6 +19,7 @@ import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import { toExportDto, toPortForwardDto, toSnapshotDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
 import type { SnapshotService } from "../services/SnapshotService.js";
 import type { VmChangeService } from "../services/VmChangeService.js";
+import type { VmCloneService } from "../services/VmCloneService.js";
 import type { ExportService } from "../services/ExportService.js";
 import { requestHash } from "../services/JobSubmitter.js";
 import { findVm } from "../services/resolve.js";
@@ -35,6 +37,7 @@ export function vmRoutes(deps: {
   vmNetworks: VmNetworkService;
   snapshots: SnapshotService;
   changes: VmChangeService;
+  clones: VmCloneService;
   exports: ExportService;
   redis: Redis;
   queuePrefix: string;
@@ -117,6 +120,12 @@ export function vmRoutes(deps: {
   router.post("/:ref/probe", async (req, res) => {
     const body = validate(VmProbeRequest, req.body, "probe request");
     const submitted = await vmNetworks.probe(req.params.ref, body, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.post("/:ref/clone", async (req, res) => {
+    const body = validate(VmCloneRequest, req.body, "clone request");
+    const submitted = await deps.clones.clone(req.params.ref, body, meta(req));
     sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
   });
 

@@ -4,7 +4,7 @@ import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { findVm } from "./resolve.js";
 import { lockVm, requireHostOnline, type RequestMeta } from "./VmService.js";
 
-async function findSnapshot(tx: Prisma.TransactionClient, vm: Vm, name: string): Promise<Snapshot> {
+export async function findSnapshot(tx: Prisma.TransactionClient, vm: Vm, name: string): Promise<Snapshot> {
   const snap = await tx.snapshot.findUnique({ where: { vmId_name: { vmId: vm.id, name } } });
   if (!snap) throw new IaasError("NOT_FOUND", `VM '${vm.name}' has no snapshot '${name}'`, { hint: `see its snapshots with \`iaas vm snapshot list ${vm.name}\`` });
   return snap;

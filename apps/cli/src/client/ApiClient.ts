@@ -125,6 +125,11 @@ export class ApiClient {
     return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/stop`, json: body });
   }
 
+  /** A new VM from a stopped VM's disk or one of its snapshots (a `vm.clone` job). */
+  cloneVm(ref: string, req: { name: string; snapshot?: string; host?: string; start: boolean }): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/clone`, json: req });
+  }
+
   /** Grows the VM's disk (a `vm.resize` job). */
   resizeVm(ref: string, disk: string): Promise<JobAccepted> {
     return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/resize`, json: { disk } });

@@ -15,6 +15,22 @@ async function serve(table: Record<string, Route>): Promise<ScriptedServer> {
   return server;
 }
 
+describe("vm clone", () => {
+  it("sends the new name, the snapshot and --start", async () => {
+    const s = await serve({ "POST /v1/vms/web1/clone": json({ job: makeJob({ type: "vm.clone" }), vm: makeVm({ name: "web2" }) }, 202) });
+    const run = await runIaas(["vm", "clone", "web1", "web2", "--snapshot", "s1", "--start"], s.url);
+    expect(run.code, run.stderr).toBe(0);
+    expect(bodyOf(s.requests.find((r) => r.method === "POST"))).toEqual({ name: "web2", start: true, snapshot: "s1" });
+  });
+
+  it("exits 2 for a clone name that is not a VM name, before calling the API", async () => {
+    const s = await serve({});
+    const run = await runIaas(["vm", "clone", "web1", "Bad_Name"], s.url);
+    expect(run.code).toBe(2);
+    expect(s.requests).toEqual([]);
+  });
+});
+
 describe("vm resize", () => {
   it("asks the API to grow the disk to the size given", async () => {
     const s = await serve({ "POST /v1/vms/web1/resize": json({ job: makeJob({ type: "vm.resize" }), vm: makeVm() }, 202) });

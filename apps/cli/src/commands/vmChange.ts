@@ -1,12 +1,32 @@
 import type { Command } from "commander";
+import { VmName } from "@iaas/contracts";
 import { usageError } from "../CliError.js";
 import { hostNames, vmDetails } from "../output/vmView.js";
 import type { ContextFactory } from "./CommandContext.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
 import { intBetween, size } from "./optionParsers.js";
 
-/** `iaas vm resize` (grow the disk, live or stopped) and `iaas vm set` (CPUs and memory of a stopped VM). */
+/**
+ * `iaas vm clone` (a new VM from a stopped VM or a snapshot), `iaas vm resize` (grow the disk, live
+ * or stopped) and `iaas vm set` (CPUs and memory of a stopped VM).
+ */
 export function registerVmChangeCommands(vm: Command, ctxOf: ContextFactory): void {
+  vm.command("clone")
+    .description("make a new VM from a stopped VM's disk, or from one of its snapshots (new MACs, addresses and cloud-init identity)")
+    .argument("<source>", "the VM to clone (name or id)")
+    .argument("<name>", "the new VM's name")
+    .option("--snapshot <snap>", "clone this snapshot of the source (needed while the source runs)")
+    .option("--host <host>", "must be the source's host: the clone's disk is made where the source's is")
+    .option("--start", "start the clone once it is made")
+    .option("--wait", "follow the job until it finishes (bounded by --timeout)")
+    .action(async (source: string, name: string, opts: { snapshot?: string; host?: string; start?: boolean; wait?: boolean }, command: Command) => {
+      const ctx = ctxOf(command);
+      const checked = VmName.safeParse(name);
+      if (!checked.success) throw usageError(`invalid VM name '${name}': ${checked.error.issues.map((i) => i.message).join("; ")}`);
+      const req = { name, start: opts.start === true, ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}), ...(opts.host !== undefined ? { host: opts.host } : {}) };
+      await reportAcceptedJob(ctx, await ctx.client.cloneVm(source, req), opts.wait === true);
+    });
+
   vm.command("resize")
     .description("grow a VM's disk (never shrinks); a running VM's guest sees the new size at once")
     .argument("<name>", "VM name or id")

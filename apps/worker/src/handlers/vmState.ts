@@ -13,6 +13,7 @@ type VmJob =
   | "vm.port.add"
   | "vm.port.remove"
   | "vm.resize"
+  | "vm.clone"
   | "vm.snapshot.create"
   | "vm.snapshot.restore"
   | "vm.snapshot.delete";

@@ -8,6 +8,7 @@ import { vmReboot, vmStart, vmStop } from "../handlers/vmPower.js";
 import { vmNicAdd, vmNicRemove, vmPortAdd, vmPortRemove, vmProbe } from "../handlers/vmNetwork.js";
 import { vmSnapshotCreate, vmSnapshotDelete, vmSnapshotRestore } from "../handlers/vmSnapshot.js";
 import { vmResize } from "../handlers/vmResize.js";
+import { vmClone } from "../handlers/vmClone.js";
 
 /** Every job type a worker runs. `vm.reconcile` is only recorded, never queued. */
 export const handlers: HandlerRegistry = {
@@ -22,6 +23,7 @@ export const handlers: HandlerRegistry = {
   "vm.port.remove": vmPortRemove,
   "vm.probe": vmProbe,
   "vm.resize": vmResize,
+  "vm.clone": vmClone,
   "vm.snapshot.create": vmSnapshotCreate,
   "vm.snapshot.restore": vmSnapshotRestore,
   "vm.snapshot.delete": vmSnapshotDelete,

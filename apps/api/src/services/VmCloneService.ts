@@ -1,0 +1,95 @@
+import { IaasError, type VmCloneRequest } from "@iaas/contracts";
+import { isUniqueViolation, type PrismaClient, type Vm } from "@iaas/db";
+import { allocationsByHost, NO_ALLOCATION, toHostCapacity } from "./hostCapacity.js";
+import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
+import { allocateNic } from "./nicAllocation.js";
+import { judgeHost } from "./placement.js";
+import { findVm } from "./resolve.js";
+import { findSnapshot } from "./SnapshotService.js";
+import { lockVm, requireHostOnline, type RequestMeta } from "./VmService.js";
+
+/**
+ * `vm clone`: a new VM on the source's host whose disk is a new overlay on the same image holding
+ * the source's data (a stopped source as it is, or one of its snapshots), with new MACs, addresses
+ * and cloud-init instance-id. The job holds both VMs while the source's disk is read.
+ */
+export class VmCloneService {
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly submitter: JobSubmitter,
+    private readonly offlineAfterSeconds: number,
+  ) {}
+
+  async clone(ref: string, req: VmCloneRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
+    return this.submitter.submit(meta, async (tx, jobId) => {
+      await tx.$queryRaw`SELECT pg_advisory_xact_lock(7301)::text AS locked`;
+      const src = await lockVm(tx, await findVm(tx, ref), jobId);
+      if (src.state !== "stopped" && src.state !== "running") {
+        throw new IaasError("INVALID_STATE", `cannot clone VM '${src.name}': it is ${src.state}`, { hint: `wait for it: \`iaas vm show ${src.name}\`` });
+      }
+      if (req.snapshot === undefined && src.state === "running") {
+        throw new IaasError("INVALID_STATE", `VM '${src.name}' is running: its disk changes while it would be copied`, {
+          hint: `stop it first, or clone one of its snapshots: \`iaas vm clone ${src.name} ${req.name} --snapshot SNAP\``,
+        });
+      }
+      if (req.snapshot !== undefined) {
+        const snap = await findSnapshot(tx, src, req.snapshot);
+        if (snap.state !== "ready") throw new IaasError("INVALID_STATE", `snapshot '${snap.name}' is ${snap.state}`, { hint: "wait for its job to finish" });
+      }
+      if (req.host !== undefined && req.host !== src.hostId) {
+        throw new IaasError("VALIDATION_FAILED", `a clone is made on its source's host '${src.hostId}', where the disk is, not on '${req.host}'`, {
+          hint: "leave --host out",
+        });
+      }
+      const host = await requireHostOnline(tx, src, "clone", this.offlineAfterSeconds);
+      const allocated = (await allocationsByHost(tx)).get(host.id) ?? NO_ALLOCATION;
+      const verdict = judgeHost(toHostCapacity(host, allocated, this.offlineAfterSeconds), {
+        name: req.name,
+        cpus: src.cpus,
+        memoryBytes: Number(src.memoryBytes),
+        diskBytes: Number(src.diskBytes),
+      });
+      if (!verdict.fits) {
+        throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' has no room for clone '${req.name}': ${verdict.reasons.join(", ")}`, {
+          hint: "free resources on that host, or delete VMs there",
+        });
+      }
+      let vm: Vm;
+      try {
+        vm = await tx.vm.create({
+          data: {
+            name: req.name,
+            state: "creating",
+            hostId: src.hostId,
+            imageId: src.imageId,
+            cpus: src.cpus,
+            memoryBytes: src.memoryBytes,
+            diskBytes: src.diskBytes,
+            hostname: req.name,
+            sshKeys: src.sshKeys,
+            userData: src.userData,
+            lockJobId: jobId,
+          },
+        });
+      } catch (err) {
+        if (isUniqueViolation(err, "name")) {
+          throw new IaasError("NAME_TAKEN", `a VM named '${req.name}' already exists`, { hint: "choose another name for the clone" });
+        }
+        throw err;
+      }
+      const nics = await tx.nic.findMany({ where: { vmId: src.id }, include: { network: true }, orderBy: { index: "asc" } });
+      for (const nic of nics) await allocateNic(tx, vm.id, nic.index, nic.network, { network: nic.networkId });
+      return {
+        spec: {
+          type: "vm.clone",
+          payload: { vmId: vm.id, sourceVmId: src.id, ...(req.snapshot !== undefined ? { snapshot: req.snapshot } : {}), start: req.start },
+          hostId: vm.hostId,
+          vmId: vm.id,
+          imageId: vm.imageId,
+          targetName: vm.name,
+        },
+        extra: vm,
+      };
+    });
+  }
+}

@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE INDEX "Vm_lockJobId_idx" ON "Vm"("lockJobId");
