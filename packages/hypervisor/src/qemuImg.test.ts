@@ -40,7 +40,20 @@ describe("parseImageInfo", () => {
       dataFile: null,
       compat: "1.1",
       corrupt: false,
+      snapshots: [],
     });
+  });
+
+  it("reads internal snapshots with the size of their saved VM state", () => {
+    const info = JSON.parse(OVERLAY_INFO) as Record<string, unknown>;
+    info["snapshots"] = [
+      { id: "1", name: "cold", "vm-state-size": 0, "date-sec": 1700000000, "date-nsec": 0, "vm-clock-sec": 0, "vm-clock-nsec": 0, icount: 0 },
+      { id: "2", name: "warm", "vm-state-size": 52428800, "date-sec": 1700000100, "date-nsec": 0, "vm-clock-sec": 12, "vm-clock-nsec": 0, icount: 0 },
+    ];
+    expect(parseImageInfo(JSON.stringify(info)).snapshots).toEqual([
+      { id: "1", name: "cold", vmStateSize: 0, dateSec: 1700000000 },
+      { id: "2", name: "warm", vmStateSize: 52428800, dateSec: 1700000100 },
+    ]);
   });
 
   it("reads the external data file from format-specific data", () => {
