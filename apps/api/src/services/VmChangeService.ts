@@ -1,13 +1,9 @@
 import { formatSize, IaasError, parseSize, type VmResizeRequest, type VmSetRequest } from "@iaas/contracts";
 import type { Prisma, PrismaClient, Vm } from "@iaas/db";
-import { allocationsByHost, NO_ALLOCATION, toHostCapacity } from "./hostCapacity.js";
+import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
-import { judgeHost } from "./placement.js";
 import { findVm } from "./resolve.js";
 import { lockVm, parseMemory, requireHostOnline, type RequestMeta } from "./VmService.js";
-
-/** Placement serializes on this lock; changes that take more of a host take it too. */
-const PLACEMENT_LOCK = 7301;
 
 /** Day-2 changes of a VM's size: grow its disk (a job on its host), set CPUs and memory (a row change). */
 export class VmChangeService {
@@ -19,15 +15,9 @@ export class VmChangeService {
 
   /** Checks that the VM's host has room for the extra CPUs, memory or disk, as placement would. */
   private async requireRoom(tx: Prisma.TransactionClient, vm: Vm, extra: { cpus: number; memoryBytes: number; diskBytes: number }): Promise<void> {
-    await tx.$queryRaw`SELECT pg_advisory_xact_lock(${PLACEMENT_LOCK})::text AS locked`;
+    await lockPlacement(tx);
     const host = await tx.host.findUniqueOrThrow({ where: { id: vm.hostId } });
-    const allocated = (await allocationsByHost(tx)).get(host.id) ?? NO_ALLOCATION;
-    const verdict = judgeHost(toHostCapacity(host, allocated, this.offlineAfterSeconds), { name: vm.name, ...extra });
-    if (!verdict.fits) {
-      throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' of VM '${vm.name}' has no room for the change: ${verdict.reasons.join(", ")}`, {
-        hint: "ask for less, or free resources on that host (`iaas host show " + host.id + "`)",
-      });
-    }
+    await requireHostRoom(tx, host, { name: vm.name, ...extra }, this.offlineAfterSeconds, `the change to VM '${vm.name}'`);
   }
 
   async resize(ref: string, req: VmResizeRequest, meta: RequestMeta): Promise<Submitted<Vm>> {

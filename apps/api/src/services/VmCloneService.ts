@@ -1,9 +1,8 @@
 import { IaasError, type VmCloneRequest } from "@iaas/contracts";
 import { isUniqueViolation, type PrismaClient, type Vm } from "@iaas/db";
-import { allocationsByHost, NO_ALLOCATION, toHostCapacity } from "./hostCapacity.js";
+import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { allocateNic } from "./nicAllocation.js";
-import { judgeHost } from "./placement.js";
 import { findVm } from "./resolve.js";
 import { findSnapshot } from "./SnapshotService.js";
 import { lockVm, requireHostOnline, type RequestMeta } from "./VmService.js";
@@ -22,7 +21,7 @@ export class VmCloneService {
 
   async clone(ref: string, req: VmCloneRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
     return this.submitter.submit(meta, async (tx, jobId) => {
-      await tx.$queryRaw`SELECT pg_advisory_xact_lock(7301)::text AS locked`;
+      await lockPlacement(tx);
       const src = await lockVm(tx, await findVm(tx, ref), jobId);
       if (src.state !== "stopped" && src.state !== "running") {
         throw new IaasError("INVALID_STATE", `cannot clone VM '${src.name}': it is ${src.state}`, { hint: `wait for it: \`iaas vm show ${src.name}\`` });
@@ -42,18 +41,8 @@ export class VmCloneService {
         });
       }
       const host = await requireHostOnline(tx, src, "clone", this.offlineAfterSeconds);
-      const allocated = (await allocationsByHost(tx)).get(host.id) ?? NO_ALLOCATION;
-      const verdict = judgeHost(toHostCapacity(host, allocated, this.offlineAfterSeconds), {
-        name: req.name,
-        cpus: src.cpus,
-        memoryBytes: Number(src.memoryBytes),
-        diskBytes: Number(src.diskBytes),
-      });
-      if (!verdict.fits) {
-        throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' has no room for clone '${req.name}': ${verdict.reasons.join(", ")}`, {
-          hint: "free resources on that host, or delete VMs there",
-        });
-      }
+      const demand = { name: req.name, cpus: src.cpus, memoryBytes: Number(src.memoryBytes), diskBytes: Number(src.diskBytes) };
+      await requireHostRoom(tx, host, demand, this.offlineAfterSeconds, `clone '${req.name}'`);
       let vm: Vm;
       try {
         vm = await tx.vm.create({

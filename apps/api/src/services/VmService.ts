@@ -14,7 +14,7 @@ import { parseSshKeys, validateHostname, validateUserData } from "@iaas/hypervis
 import { hostNetworkOf } from "./dto.js";
 import { allocateNic, networkReasons, resolveNicRequests, type NetworkDemand } from "./nicAllocation.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
-import { loadHostCapacities } from "./hostCapacity.js";
+import { loadHostCapacities, lockPlacement } from "./hostCapacity.js";
 import { isHostOnline } from "./dto.js";
 import { placeVm, type VmDemand } from "./placement.js";
 import { findImage, findVm } from "./resolve.js";
@@ -103,7 +103,7 @@ export class VmService {
   async create(req: VmCreateRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
     return this.submitter.submit(meta, async (tx, jobId) => {
       // Serialize placement so two concurrent creates cannot both take a host's last room.
-      await tx.$queryRaw`SELECT pg_advisory_xact_lock(7301)::text AS locked`;
+      await lockPlacement(tx);
       const { image, demand } = await this.demandFor(tx, req);
       const guest = cloudInitOf(req);
       const nics = await this.networkDemand(tx, req, demand);

@@ -1,6 +1,7 @@
-import type { Db, Host } from "@iaas/db";
+import { IaasError } from "@iaas/contracts";
+import type { Db, Host, Prisma } from "@iaas/db";
 import { isHostOnline, type HostAllocation } from "./dto.js";
-import type { HostCapacity } from "./placement.js";
+import { judgeHost, type HostCapacity, type VmDemand } from "./placement.js";
 
 /** What is allocated on each host: every VM placed there counts, running or not. */
 export async function allocationsByHost(db: Db): Promise<Map<string, HostAllocation>> {
@@ -39,4 +40,23 @@ export async function loadHostCapacities(db: Db, offlineAfterSeconds: number): P
   const [hosts, allocations] = await Promise.all([db.host.findMany({ orderBy: { id: "asc" } }), allocationsByHost(db)]);
   const now = new Date();
   return hosts.map((h) => toHostCapacity(h, allocations.get(h.id) ?? NO_ALLOCATION, offlineAfterSeconds, now));
+}
+
+/** Placement, and every change that takes more of a host, serialize on this advisory lock. */
+export async function lockPlacement(tx: Prisma.TransactionClient): Promise<void> {
+  await tx.$queryRaw`SELECT pg_advisory_xact_lock(7301)::text AS locked`;
+}
+
+/**
+ * Refuses a demand one host has no room for, judged as placement judges it (call under
+ * lockPlacement). `what` names the demand in the message, e.g. "clone 'web2'".
+ */
+export async function requireHostRoom(tx: Prisma.TransactionClient, host: Host, demand: VmDemand, offlineAfterSeconds: number, what: string): Promise<void> {
+  const allocated = (await allocationsByHost(tx)).get(host.id) ?? NO_ALLOCATION;
+  const verdict = judgeHost(toHostCapacity(host, allocated, offlineAfterSeconds), demand);
+  if (!verdict.fits) {
+    throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' has no room for ${what}: ${verdict.reasons.join(", ")}`, {
+      hint: `ask for less, or free resources on that host (\`iaas host show ${host.id}\`)`,
+    });
+  }
 }

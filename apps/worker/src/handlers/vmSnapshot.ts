@@ -69,8 +69,13 @@ export const vmSnapshotCreate: JobHandler<"vm.snapshot.create"> = {
     // A snapshot that was not taken leaves no record; a tag made halfway is removed with it.
     const snap = await ctx.db.snapshot.findUnique({ where: { id: ctx.payload.snapshotId } });
     const vm = await loadVm(ctx);
-    if (snap && snap.state !== "ready" && vm && (await imageSnapshot(ctx, vm, snap.name).catch(() => null))) {
-      await removeTag(ctx, vm, snap.name).catch((err: unknown) => ctx.note(`could not remove the partial snapshot: ${(err as Error).message}`, "warn"));
+    if (snap && snap.state !== "ready" && vm) {
+      // Said in the job's events, not thrown: the job's own error is the one to report.
+      const partial = await imageSnapshot(ctx, vm, snap.name).catch(async (err: unknown) => {
+        await ctx.note(`could not check the disk for a partial snapshot '${snap.name}': ${(err as Error).message}`, "warn");
+        return null;
+      });
+      if (partial) await removeTag(ctx, vm, snap.name).catch((err: unknown) => ctx.note(`could not remove the partial snapshot: ${(err as Error).message}`, "warn"));
     }
     if (snap && snap.state !== "ready") await ctx.db.snapshot.delete({ where: { id: snap.id } });
     await settleVm(ctx, error);

@@ -43,6 +43,14 @@ async function writeIfChanged(file: string, content: string): Promise<boolean> {
   return true;
 }
 
+/** The per-network directories under `root`; none yet is no error, anything else is. */
+async function netDirs(root: string) {
+  return readdir(root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return [];
+    throw err;
+  });
+}
+
 const hash = (v: unknown) => createHash("sha256").update(JSON.stringify(v)).digest("hex");
 
 /**
@@ -269,7 +277,7 @@ export class HostNetwork {
     }
     const netRoot = path.join(this.dataDir, "net");
     const keep = new Set(model.networks.map((n) => n.id));
-    for (const entry of await readdir(netRoot, { withFileTypes: true }).catch(() => [])) {
+    for (const entry of await netDirs(netRoot)) {
       if (!entry.isDirectory() || keep.has(entry.name)) continue;
       const pid = await readPidfile(path.join(netRoot, entry.name, "dnsmasq.pid"));
       if (pid !== null && (await isProcessAlive(pid))) await this.stopProcess(pid);
@@ -282,7 +290,7 @@ export class HostNetwork {
     if (this.info.mode !== "bridge") return;
     const netRoot = path.join(this.dataDir, "net");
     const leases = new Map<string, { ip: string; at: Date }>();
-    for (const entry of await readdir(netRoot, { withFileTypes: true }).catch(() => [])) {
+    for (const entry of await netDirs(netRoot)) {
       if (!entry.isDirectory()) continue;
       const text = await readFile(path.join(netRoot, entry.name, "leases"), "utf8").catch(() => "");
       for (const l of parseLeases(text)) leases.set(l.mac.toLowerCase(), { ip: l.ip, at: new Date() });
