@@ -23,6 +23,9 @@ import { ImageService } from "./services/ImageService.js";
 import type { JobQueues } from "./services/JobQueues.js";
 import { JobSubmitter } from "./services/JobSubmitter.js";
 import { VmService } from "./services/VmService.js";
+import { BackupService } from "./services/BackupService.js";
+import { BackupScheduler } from "./services/BackupScheduler.js";
+import { backupRoutes } from "./routes/backups.js";
 
 export interface AppDeps {
   db: PrismaClient;
@@ -59,7 +62,13 @@ function bearerAuth(token: string): RequestHandler {
   };
 }
 
-export function createApp(deps: AppDeps): express.Express {
+export interface Api {
+  app: express.Express;
+  /** Backup schedules: the caller starts taking fires (`start`) and reconciles them with maintenance. */
+  backupScheduler: BackupScheduler;
+}
+
+export function createApp(deps: AppDeps): Api {
   const { db, log, config } = deps;
   const submitter = new JobSubmitter(db, deps.queues, log);
   const vms = new VmService(db, submitter, config.offlineAfterSeconds);
@@ -70,6 +79,8 @@ export function createApp(deps: AppDeps): express.Express {
   const clones = new VmCloneService(db, submitter, config.offlineAfterSeconds);
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
+  const backups = new BackupService(db, submitter, vms, config.offlineAfterSeconds);
+  const backupScheduler = new BackupScheduler(db, deps.redis, config.queuePrefix, backups, log);
 
   const app = express();
   app.disable("x-powered-by");
@@ -86,7 +97,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(healthRoutes({ db, redis: deps.redis }));
   if (config.apiToken) app.use("/v1", bearerAuth(config.apiToken));
   app.use("/v1", express.json({ limit: "1mb" }));
-  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, changes, clones, exports, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, changes, clones, exports, backups, schedules: backupScheduler, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/backups", backupRoutes({ db, backups }));
   app.use("/v1/networks", networkRoutes({ db, networks }));
   app.use("/v1/images", imageRoutes({ db, images, exports }));
   app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));
@@ -97,5 +109,5 @@ export function createApp(deps: AppDeps): express.Express {
     next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see docs/rest-api.md for the endpoints" }));
   });
   app.use(errorHandler(log));
-  return app;
+  return { app, backupScheduler };
 }

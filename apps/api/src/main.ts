@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const db = createPrismaClient(env.DATABASE_URL);
   const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
   const queues = new JobQueues(redis, env.IAAS_QUEUE_PREFIX);
-  const app = createApp({
+  const { app, backupScheduler } = createApp({
     db,
     redis,
     queues,
@@ -39,6 +39,7 @@ async function main(): Promise<void> {
     maintenanceRunning = true;
     try {
       await relayQueuedJobs(db, queues, log);
+      await backupScheduler.reconcile();
       await sweepExpiredJobs(db, log);
       const expired = await expireExports(db, env.IAAS_IMAGE_STORE);
       if (expired > 0) log.info({ expired }, "deleted expired exports");
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
     }
   };
   await maintenance();
+  backupScheduler.start();
   const timer = setInterval(() => void maintenance(), env.IAAS_RELAY_INTERVAL_MS);
 
   const server: Server = await new Promise((resolve, reject) => {
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
     // Long-polls and event streams would hold close() open; clients resume them (Last-Event-ID).
     server.closeAllConnections();
     await closed;
+    await backupScheduler.close();
     await queues.close();
     redis.disconnect();
     await db.$disconnect();

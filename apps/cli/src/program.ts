@@ -4,6 +4,7 @@ import { z } from "zod";
 import { ExitCode } from "@iaas/contracts";
 import { CliError } from "./CliError.js";
 import { DEFAULT_API_URL } from "./config.js";
+import { registerBackupCommands } from "./commands/backup.js";
 import { CommandContext, type CliDeps } from "./commands/CommandContext.js";
 import { registerExportCommands } from "./commands/export.js";
 import { globalOptions, repeatGlobalOptions } from "./commands/globalOptions.js";
@@ -38,6 +39,13 @@ Snapshots:
   restoring it returns the VM to that running instant. A disk-only snapshot is restored on a
   stopped VM, or with --restart (stop, restore, start again).
 
+Backups:
+  \`iaas vm backup VM [--incremental] [--keep-last N] [--as-image NAME]\` copies a running or
+  stopped VM's disk and configuration to the backup store (incremental: what changed since its
+  last backup). \`iaas backup list|show|verify|restore|delete\` work with them; \`iaas vm create
+  NEW --from-backup ID\` makes a new VM from one. \`iaas vm backup-schedule set|show|remove\`
+  backs a VM up --every 24h or by --cron "0 3 * * *" (UTC), keeping the newest --keep-last N.
+
 Transfers:
   Uploads (image import --file) and downloads (image export, vm export, export download) resume
   after a dropped connection, and resume when the same command is run again after it failed or
@@ -67,6 +75,9 @@ Examples:
   iaas vm port add web1 2222:22 --wait && iaas vm wait web1 --for port=22 && iaas vm ssh web1
   iaas vm snapshot create web1 before-upgrade --wait
   iaas vm snapshot restore web1 before-upgrade --restart --wait
+  iaas vm backup web1 --incremental --keep-last 7 --wait
+  iaas backup restore 3f1c2a9e web1 --discard-snapshots --wait
+  iaas vm backup-schedule set web1 --every 24h --keep-last 7 --incremental
   iaas job logs 3f1c2a9e --follow
 `;
 
@@ -95,6 +106,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerVmCommands(program, ctxOf);
   registerImageCommands(program, ctxOf);
   registerNetworkCommands(program, ctxOf);
+  registerBackupCommands(program, ctxOf);
   registerExportCommands(program, ctxOf);
   registerJobCommands(program, ctxOf);
   registerHostCommands(program, ctxOf);

@@ -39,6 +39,8 @@ export const ErrorCode = z.enum([
   "PORT_TAKEN",
   "NETWORK_FAILED",
   "WAIT_TIMEOUT",
+  "BACKUP_IN_USE",
+  "BACKUP_CORRUPT",
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -103,7 +105,10 @@ export function httpStatusFor(code: ErrorCode): number {
     case "NETWORK_IN_USE":
     case "ADDRESS_TAKEN":
     case "PORT_TAKEN":
+    case "BACKUP_IN_USE":
       return 409;
+    case "BACKUP_CORRUPT":
+      return 422;
     case "NO_HOST_AVAILABLE":
       return 409;
     case "HOST_OFFLINE":

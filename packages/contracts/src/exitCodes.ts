@@ -45,6 +45,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "NETWORK_IN_USE":
     case "ADDRESS_TAKEN":
     case "PORT_TAKEN":
+    case "BACKUP_IN_USE":
       return ExitCode.NOT_FOUND_OR_CONFLICT;
     case "WAIT_TIMEOUT":
       return ExitCode.WAIT_TIMEOUT;
@@ -57,6 +58,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "JOB_TIMEOUT":
     case "JOB_CANCELLED":
     case "NETWORK_FAILED":
+    case "BACKUP_CORRUPT":
     case "INTERNAL":
       return ExitCode.JOB_FAILED;
   }

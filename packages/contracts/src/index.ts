@@ -5,6 +5,7 @@ export * from "./ids.js";
 export * from "./networks.js";
 export * from "./resources.js";
 export * from "./snapshots.js";
+export * from "./backups.js";
 export * from "./jobs.js";
 export * from "./exitCodes.js";
 export * from "./env.js";

@@ -19,7 +19,8 @@ const VmRef = z.object({ vmId: z.string() });
 
 /** Job payloads, one schema per job type. The VM/image rows hold the rest of the configuration. */
 export const JobPayloads = {
-  "vm.create": VmRef.extend({ start: z.boolean() }),
+  /** fromBackupId: the disk is made from that backup (its chain read through) instead of empty. */
+  "vm.create": VmRef.extend({ start: z.boolean(), fromBackupId: z.string().optional() }),
   "vm.start": VmRef,
   "vm.stop": VmRef.extend({ force: z.boolean(), timeoutSeconds: z.number().int().min(0) }),
   "vm.reboot": VmRef,
@@ -42,6 +43,24 @@ export const JobPayloads = {
   "vm.snapshot.create": VmRef.extend({ snapshotId: z.string() }),
   "vm.snapshot.restore": VmRef.extend({ snapshotId: z.string(), restart: z.boolean() }),
   "vm.snapshot.delete": VmRef.extend({ snapshotId: z.string() }),
+  /**
+   * backupId: the Backup row (kind as decided at submit: incremental on `parentId`, or full);
+   * imageId instead for `--as-image`. scheduleId when a schedule fired it.
+   */
+  "vm.backup": VmRef.extend({
+    backupId: z.string().optional(),
+    imageId: z.string().optional(),
+    keepLast: z.number().int().optional(),
+    scheduleId: z.string().optional(),
+    /** Bytes per second at most. */
+    bwlimit: z.number().int().positive().optional(),
+  }),
+  /** Replace a stopped VM's disk by a backup's content (and its CPUs and memory by the backup's). */
+  "vm.backup.restore": VmRef.extend({ backupId: z.string(), start: z.boolean() }),
+  "backup.verify": z.object({ backupId: z.string() }),
+  "backup.delete": z.object({ backupId: z.string() }),
+  /** Recorded (already final, failed) when a schedule could not run its backup. */
+  "backup.missed": VmRef.extend({ scheduleId: z.string(), dueAt: z.string() }),
   /** Waits until a TCP port of the guest answers through its network (`iaas vm wait --for port=N`). */
   "vm.probe": VmRef.extend({ port: z.number().int(), nic: z.number().int(), timeoutSeconds: z.number().int() }),
   "image.import": z.object({
@@ -90,6 +109,22 @@ export const JobResults = {
   "vm.snapshot.create": z.object({ vmId: z.string(), snapshotId: z.string(), name: z.string() }),
   "vm.snapshot.restore": z.object({ vmId: z.string(), snapshotId: z.string(), name: z.string(), state: VmState }),
   "vm.snapshot.delete": z.object({ vmId: z.string(), snapshotId: z.string(), name: z.string() }),
+  "vm.backup": z.object({
+    vmId: z.string(),
+    backupId: z.string().nullable(),
+    imageId: z.string().nullable(),
+    kind: z.enum(["full", "incremental"]),
+    live: z.boolean(),
+    sizeBytes: z.number(),
+    bytesCopied: z.number(),
+    sha256: z.string(),
+    /** Backups removed by the retention policy. */
+    pruned: z.array(z.string()),
+  }),
+  "vm.backup.restore": VmResult.extend({ backupId: z.string() }),
+  "backup.verify": z.object({ backupId: z.string(), chain: z.array(z.object({ id: z.string(), sha256: z.string(), sizeBytes: z.number() })) }),
+  "backup.delete": z.object({ backupId: z.string(), deleted: z.literal(true) }),
+  "backup.missed": z.object({ vmId: z.string() }),
   "image.import": z.object({
     imageId: z.string(),
     sourceFormat: z.string(),
@@ -122,6 +157,11 @@ export const JobType = z.enum([
   "vm.snapshot.create",
   "vm.snapshot.restore",
   "vm.snapshot.delete",
+  "vm.backup",
+  "vm.backup.restore",
+  "backup.verify",
+  "backup.delete",
+  "backup.missed",
   "image.import",
   "image.export",
   "vm.export",
@@ -163,6 +203,11 @@ export const JobCatalog: Record<JobType, JobCatalogEntry> = {
   "vm.snapshot.create": { timeoutMs: 30 * 60_000, attempts: 2, cancellable: true, title: "snapshot VM" },
   "vm.snapshot.restore": { timeoutMs: 30 * 60_000, attempts: 2, cancellable: true, title: "restore VM snapshot" },
   "vm.snapshot.delete": { timeoutMs: 30 * 60_000, attempts: 2, cancellable: true, title: "delete VM snapshot" },
+  "vm.backup": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "back up VM" },
+  "vm.backup.restore": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "restore VM from backup" },
+  "backup.verify": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "verify backup" },
+  "backup.delete": { timeoutMs: 10 * 60_000, attempts: 3, cancellable: true, title: "delete backup" },
+  "backup.missed": { timeoutMs: 60_000, attempts: 1, cancellable: false, title: "scheduled backup that could not run" },
   "vm.probe": { timeoutMs: 61 * 60_000, attempts: 1, cancellable: true, cancellableWhileRunning: true, title: "wait for a guest port" },
   "image.import": { timeoutMs: 6 * 60 * 60_000, attempts: 3, cancellable: true, cancellableWhileRunning: true, title: "import image" },
   "image.export": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "export image" },

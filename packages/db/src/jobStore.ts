@@ -63,6 +63,9 @@ export async function finishJob(db: PrismaClient, jobId: string, outcome: JobOut
   return db.$transaction(async (tx) => finishJobIn(tx, jobId, outcome));
 }
 
+/** Job types that may hold a backup's lock (indexed column), released when they finish. */
+const BACKUP_READERS: ReadonlySet<string> = new Set(["vm.create", "vm.backup.restore", "backup.verify", "backup.delete"]);
+
 /** `finishJob` inside a caller's transaction, so domain rows can change atomically with the job. */
 export async function finishJobIn(
   tx: Prisma.TransactionClient,
@@ -71,7 +74,7 @@ export async function finishJobIn(
   from: JobState[] = NON_TERMINAL,
 ): Promise<boolean> {
   const error = outcome.state === "succeeded" ? null : outcome.error;
-  let held: { vmId: string | null; imageId: string | null };
+  let held: { vmId: string | null; imageId: string | null; type: string };
   try {
     held = await tx.job.update({
       where: { id: jobId, state: { in: from } },
@@ -84,7 +87,7 @@ export async function finishJobIn(
         errorMessage: error?.message ?? null,
         errorHint: error?.hint ?? null,
       },
-      select: { vmId: true, imageId: true },
+      select: { vmId: true, imageId: true, type: true },
     });
   } catch (err) {
     if (isRecordNotFound(err)) return false;
@@ -93,6 +96,7 @@ export async function finishJobIn(
   // The job's own VM, and any other VM it holds (a clone holds its source too); indexed column.
   await tx.vm.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   if (held.imageId) await tx.image.updateMany({ where: { id: held.imageId, lockJobId: jobId }, data: { lockJobId: null } });
+  if (BACKUP_READERS.has(held.type)) await tx.backup.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   const message =
     outcome.state === "succeeded"
       ? (outcome.message ?? "job succeeded")

@@ -2,6 +2,7 @@ export * from "./run.js";
 export * from "./qemuArgv.js";
 export * from "./qmpClient.js";
 export * from "./qmpJob.js";
+export * from "./driveBackup.js";
 export * from "./convertProgressParser.js";
 export * from "./qemuImg.js";
 export * from "./qemuImgOptions.js";

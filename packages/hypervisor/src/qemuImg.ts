@@ -41,6 +41,8 @@ export interface ImageInfo {
   corrupt: boolean;
   /** Internal snapshots (qcow2). */
   snapshots: InternalSnapshot[];
+  /** Persistent dirty bitmaps (qcow2); `in-use` on a closed image means QEMU did not close it cleanly. */
+  bitmaps: { name: string; flags: string[] }[];
 }
 
 export interface CheckResult {
@@ -62,6 +64,8 @@ export interface ConvertOptions {
   compress?: boolean;
   /** Output format options (`-o k=v,...`), e.g. from exportOptions(); commas in values are escaped. */
   options?: Readonly<Record<string, string>>;
+  /** Bytes per second at most (`-r`), so a copy leaves disk bandwidth to running VMs. */
+  rateLimit?: number;
 }
 
 export interface QemuImgOptions {
@@ -121,6 +125,10 @@ export function parseImageInfo(json: string): ImageInfo {
     snapshots: (Array.isArray(o.snapshots) ? o.snapshots : []).map((x: unknown) => {
       const sn = record(x);
       return { id: str(sn.id) ?? "", name: str(sn.name) ?? "", vmStateSize: num(sn["vm-state-size"]) ?? 0, dateSec: num(sn["date-sec"]) ?? 0 };
+    }),
+    bitmaps: (Array.isArray(specific.bitmaps) ? specific.bitmaps : []).map((x: unknown) => {
+      const b = record(x);
+      return { name: str(b.name) ?? "", flags: Array.isArray(b.flags) ? b.flags.filter((f): f is string => typeof f === "string") : [] };
     }),
   };
 }
@@ -190,6 +198,43 @@ export class QemuImg {
   }
 
   /**
+   * `qemu-img create -f qcow2 -b PARENT -F qcow2 PATH SIZE` with PARENT a file name in PATH's own
+   * directory, stored relative so a directory of such files (a backup chain) can move as a whole.
+   */
+  async createOnSibling(path: string, parentFileName: string, sizeBytes: number): Promise<void> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(parentFileName)) {
+      throw new IaasError("QEMU_IMG_FAILED", `'${parentFileName}' is not a plain file name`, { retryable: false });
+    }
+    await this.exec(["create", "-f", "qcow2", "-b", parentFileName, "-F", "qcow2", argPath(path, "path"), argSize(sizeBytes)], { limits: this.probeLimits });
+  }
+
+  /**
+   * A new overlay DST on BACKING holding what the qcow2 chain ending in SRC reads as: DST is made
+   * on SRC, then `qemu-img rebase` (safe mode) moves it onto BACKING, writing into DST only the
+   * clusters where the two differ (zeros included). BACKING is only read. `convert -B` cannot do
+   * this: it copies the source's top layer alone, taking its backing chain to equal the new base.
+   */
+  async overlayFromChain(src: string, dst: string, backing: string, backingFormat: QemuImgFormat, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.exec(["create", "-f", "qcow2", "-b", argPath(src, "src"), "-F", "qcow2", argPath(dst, "dst")], { limits: this.probeLimits });
+    try {
+      await this.exec(["rebase", "-f", "qcow2", "-b", argPath(backing, "backing"), "-F", argFormat(backingFormat, "backingFormat"), argPath(dst, "dst")], {
+        limits: this.convertLimits,
+        timeoutMs: 0,
+        signal: opts.signal,
+      });
+    } catch (err) {
+      await rm(dst, { force: true });
+      throw err;
+    }
+  }
+
+  /** `qemu-img bitmap --add|--clear|--remove PATH NAME` on a qcow2 no QEMU holds (`add` makes it persistent and enabled). */
+  async bitmap(op: "add" | "clear" | "remove", path: string, name: string): Promise<void> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) throw new IaasError("QEMU_IMG_FAILED", `bitmap name '${name}' is not safe`, { retryable: false });
+    await this.exec(["bitmap", `--${op}`, "-f", "qcow2", argPath(path, "path"), name], { limits: this.probeLimits });
+  }
+
+  /**
    * `qemu-img snapshot --image-opts -c|-a|-d NAME driver=qcow2,file.filename=PATH`: create, apply (revert to) or delete an internal
    * snapshot of an image no QEMU holds.
    */
@@ -244,6 +289,7 @@ export class QemuImg {
     }
     const o = formatImageOptions(opts.options ?? {});
     if (o !== null) args.push("-o", o);
+    if (opts.rateLimit !== undefined) args.push("-r", argSize(opts.rateLimit));
     args.push(argPath(src, "src"), argPath(dst, "dst"));
     const parser = new ConvertProgressParser();
     try {

@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
 import {
+  BackupScheduleRequest,
   ExportRequest,
   NicRequest,
   PortForwardRequest,
@@ -13,10 +14,14 @@ import {
   VmResizeRequest,
   VmSetRequest,
   VmStopRequest,
+  VmBackupRequest,
 } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
-import { toExportDto, toPortForwardDto, toSnapshotDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
+import type { BackupScheduler } from "../services/BackupScheduler.js";
+import type { BackupService } from "../services/BackupService.js";
+import { backupDtos } from "./backups.js";
+import { toBackupScheduleDto, toImageDto, toExportDto, toPortForwardDto, toSnapshotDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
 import type { SnapshotService } from "../services/SnapshotService.js";
 import type { VmChangeService } from "../services/VmChangeService.js";
 import type { VmCloneService } from "../services/VmCloneService.js";
@@ -39,6 +44,8 @@ export function vmRoutes(deps: {
   changes: VmChangeService;
   clones: VmCloneService;
   exports: ExportService;
+  backups: BackupService;
+  schedules: BackupScheduler;
   redis: Redis;
   queuePrefix: string;
 }): Router {
@@ -163,6 +170,34 @@ export function vmRoutes(deps: {
   router.delete("/:ref/snapshots/:name", async (req, res) => {
     const submitted = await deps.snapshots.delete(req.params.ref, req.params.name, meta(req));
     sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
+
+  router.post("/:ref/backups", async (req, res) => {
+    const body = validate(VmBackupRequest, req.body, "backup request");
+    const submitted = await deps.backups.backup(req.params.ref, body, meta(req));
+    const backup = submitted.extra?.backup ?? (await db.backup.findFirst({ where: { jobId: submitted.job.id } }));
+    const image = submitted.extra?.image ?? (submitted.job.imageId ? await db.image.findUnique({ where: { id: submitted.job.imageId } }) : null);
+    sendAccepted(res, submitted, {
+      vm: await vmDto(submitted.job.vmId),
+      backup: backup ? ((await backupDtos(db, [backup]))[0] ?? null) : null,
+      image: image ? toImageDto(image) : null,
+    });
+  });
+
+  router.put("/:ref/backup-schedule", async (req, res) => {
+    const body = validate(BackupScheduleRequest, req.body, "backup schedule");
+    const { schedule, vmName, next } = await deps.schedules.set(req.params.ref, body);
+    res.json(toBackupScheduleDto(schedule, vmName, next));
+  });
+
+  router.get("/:ref/backup-schedule", async (req, res) => {
+    const { schedule, vmName, next } = await deps.schedules.show(req.params.ref);
+    res.json(toBackupScheduleDto(schedule, vmName, next));
+  });
+
+  router.delete("/:ref/backup-schedule", async (req, res) => {
+    await deps.schedules.remove(req.params.ref);
+    res.status(204).end();
   });
 
   router.get("/:ref/console", async (req, res) => {

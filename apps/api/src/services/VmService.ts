@@ -47,6 +47,13 @@ export interface RequestMeta {
   hash: string;
 }
 
+/** A VM made from a backup: the disk must hold the backup, and the job holds the backup while it reads it. */
+export interface FromBackup {
+  minDiskBytes: number;
+  /** Locks the backup for the job in the submitting transaction; returns its id. */
+  lock(tx: Prisma.TransactionClient, jobId: string): Promise<string>;
+}
+
 export class VmService {
   constructor(
     private readonly db: PrismaClient,
@@ -70,7 +77,8 @@ export class VmService {
     let diskBytes: number;
     try {
       memoryBytes = parseMemory(req.memory);
-      diskBytes = req.disk === undefined ? Number(image.virtualSize) : parseSize(req.disk, "G");
+      // A number is bytes (SizeInput); a bare number in a string is GiB, as the CLI's --disk reads it.
+      diskBytes = req.disk === undefined ? Number(image.virtualSize) : typeof req.disk === "number" ? req.disk : parseSize(req.disk, "G");
     } catch (err) {
       throw validation((err as Error).message, "give sizes like --memory 512M --disk 2G");
     }
@@ -100,11 +108,15 @@ export class VmService {
     return { dryRun: true, name: req.name, imageId: image.id, cpus: demand.cpus, memoryBytes: demand.memoryBytes, diskBytes: demand.diskBytes, placement };
   }
 
-  async create(req: VmCreateRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
+  async create(req: VmCreateRequest, meta: RequestMeta, fromBackup?: FromBackup): Promise<Submitted<Vm>> {
     return this.submitter.submit(meta, async (tx, jobId) => {
       // Serialize placement so two concurrent creates cannot both take a host's last room.
       await lockPlacement(tx);
       const { image, demand } = await this.demandFor(tx, req);
+      if (fromBackup && demand.diskBytes < fromBackup.minDiskBytes) {
+        throw validation(`disk ${formatSize(demand.diskBytes)} is smaller than the backup's disk (${formatSize(fromBackup.minDiskBytes)})`, "leave --disk out, or give a larger one");
+      }
+      const fromBackupId = fromBackup ? await fromBackup.lock(tx, jobId) : undefined;
       const guest = cloudInitOf(req);
       const nics = await this.networkDemand(tx, req, demand);
       const placement = placeVm(await loadHostCapacities(tx, this.offlineAfterSeconds), demand, req.host);
@@ -133,7 +145,7 @@ export class VmService {
       }
       for (const [index, nic] of nics.entries()) await allocateNic(tx, vm.id, index, nic.network, nic.request);
       return {
-        spec: { type: "vm.create", payload: { vmId: vm.id, start: req.start }, hostId: vm.hostId, vmId: vm.id, imageId: image.id, targetName: vm.name },
+        spec: { type: "vm.create", payload: { vmId: vm.id, start: req.start, ...(fromBackupId ? { fromBackupId } : {}) }, hostId: vm.hostId, vmId: vm.id, imageId: image.id, targetName: vm.name },
         extra: vm,
       };
     });

@@ -1,4 +1,6 @@
 import type {
+  Backup as BackupDto,
+  BackupSchedule as BackupScheduleDto,
   Export as ExportDto,
   Host as HostDto,
   Image as ImageDto,
@@ -11,8 +13,8 @@ import type {
   Snapshot as SnapshotDto,
   Vm as VmDto,
 } from "@iaas/contracts";
-import { Accelerator, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, SnapshotKind, SnapshotState, toPortProtocol } from "@iaas/contracts";
-import type { Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Snapshot, Vm } from "@iaas/db";
+import { Accelerator, BackupConfig, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, SnapshotKind, SnapshotState, toPortProtocol } from "@iaas/contracts";
+import type { Backup, BackupSchedule, Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Snapshot, Vm } from "@iaas/db";
 
 interface ErrorColumns {
   errorCode: string | null;
@@ -246,6 +248,47 @@ export function toSnapshotDto(s: Snapshot): SnapshotDto {
     description: s.description,
     vmState: s.vmState,
     sizeBytes: s.sizeBytes === null ? null : Number(s.sizeBytes),
+    createdAt: s.createdAt.toISOString(),
+  };
+}
+
+export function toBackupDto(b: Backup, vmExists: boolean): BackupDto {
+  return {
+    id: b.id,
+    vmId: b.vmId,
+    vmName: b.vmName,
+    vmExists,
+    hostId: b.hostId,
+    kind: b.kind,
+    state: b.state,
+    parentId: b.parentId,
+    live: b.live,
+    sizeBytes: b.sizeBytes === null ? null : Number(b.sizeBytes),
+    diskBytes: Number(b.diskBytes),
+    bytesCopied: b.bytesCopied === null ? null : Number(b.bytesCopied),
+    sha256: b.sha256,
+    config: BackupConfig.parse(b.config),
+    keepLast: b.keepLast,
+    scheduleId: b.scheduleId,
+    jobId: b.jobId,
+    lockJobId: b.lockJobId,
+    verifiedAt: b.verifiedAt?.toISOString() ?? null,
+    createdAt: b.createdAt.toISOString(),
+    finishedAt: b.finishedAt?.toISOString() ?? null,
+  };
+}
+
+export function toBackupScheduleDto(s: BackupSchedule, vmName: string, nextRunAt: Date | null): BackupScheduleDto {
+  return {
+    vmId: s.vmId,
+    vmName,
+    everyMs: s.everyMs,
+    cron: s.cron,
+    keepLast: s.keepLast,
+    incremental: s.incremental,
+    lastRunAt: s.lastRunAt?.toISOString() ?? null,
+    lastJobId: s.lastJobId,
+    nextRunAt: nextRunAt?.toISOString() ?? null,
     createdAt: s.createdAt.toISOString(),
   };
 }

@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createPrismaClient, type PrismaClient } from "@iaas/db";
 import { createTestDatabase, testRedisUrl } from "@iaas/db/testing";
+import type { BackupScheduler } from "../services/BackupScheduler.js";
 import { createApp } from "../app.js";
 import { JobQueues } from "../services/JobQueues.js";
 import { TEST_HOST_NETWORK } from "./hostNetwork.js";
@@ -15,6 +16,8 @@ export interface TestApi {
   db: PrismaClient;
   redis: Redis;
   queues: JobQueues;
+  /** Not started: tests call `reconcile` or fire schedules themselves. */
+  backupScheduler: BackupScheduler;
   prefix: string;
   store: string;
   base: string;
@@ -32,7 +35,7 @@ export async function startTestApi(): Promise<TestApi> {
   const prefix = `it-${randomBytes(4).toString("hex")}`;
   const queues = new JobQueues(redis, prefix);
   const store = await mkdtemp(path.join(os.tmpdir(), "iaas-api-"));
-  const app = createApp({
+  const { app, backupScheduler } = createApp({
     db,
     redis,
     queues,
@@ -48,6 +51,7 @@ export async function startTestApi(): Promise<TestApi> {
     db,
     redis,
     queues,
+    backupScheduler,
     prefix,
     store,
     base,
@@ -55,6 +59,7 @@ export async function startTestApi(): Promise<TestApi> {
       fetch(`${base}${p}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body ?? {}) }),
     async reset() {
       await db.jobEvent.deleteMany();
+      await db.backup.deleteMany();
       await db.export.deleteMany();
       await db.job.deleteMany();
       await db.vm.deleteMany();
@@ -70,6 +75,7 @@ export async function startTestApi(): Promise<TestApi> {
     async close() {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+      await backupScheduler.close();
       await queues.close();
       const keys = await redis.keys(`${prefix}:*`);
       if (keys.length) await redis.del(...keys);

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import {
+  Backup,
+  BackupSchedule,
   ExitCode,
   Export,
   Host,
@@ -11,6 +13,9 @@ import {
   Vm,
   VmCreateDryRun,
   listOf,
+  type BackupRestoreRequest,
+  type BackupScheduleRequest,
+  type BackupVmCreateRequest,
   type ExportRequest,
   type ImageCreateRequest,
   type JobState,
@@ -23,6 +28,7 @@ import {
   type SnapshotRestoreRequest,
   type VmCreateRequest,
   type VmProbeRequest,
+  type VmBackupRequest,
   type VmStopRequest,
 } from "@iaas/contracts";
 import { CliError } from "../CliError.js";
@@ -38,6 +44,10 @@ export type PortForwardInput = z.input<typeof PortForwardRequest>;
 export type VmProbeInput = z.input<typeof VmProbeRequest>;
 export type SnapshotCreateInput = z.input<typeof SnapshotCreateRequest>;
 export type SnapshotRestoreInput = z.input<typeof SnapshotRestoreRequest>;
+export type VmBackupInput = z.input<typeof VmBackupRequest>;
+export type BackupRestoreInput = z.input<typeof BackupRestoreRequest>;
+export type BackupVmCreateInput = z.input<typeof BackupVmCreateRequest>;
+export type BackupScheduleInput = z.input<typeof BackupScheduleRequest>;
 
 /**
  * The `202` of POST /v1/vms/:ref/ports: the job, and the forward it realizes (null for a replayed
@@ -52,6 +62,13 @@ export type PortAccepted = z.infer<typeof PortAccepted>;
  */
 export const SnapshotAccepted = JobAccepted.extend({ snapshot: Snapshot.nullish() });
 export type SnapshotAccepted = z.infer<typeof SnapshotAccepted>;
+
+/**
+ * The `202` of the backup requests: the job, and the backup it makes, restores, verifies or deletes
+ * (null for a replayed request whose backup is gone by now, and for `asImage`, which sets `image`).
+ */
+export const BackupAccepted = JobAccepted.extend({ backup: Backup.nullish() });
+export type BackupAccepted = z.infer<typeof BackupAccepted>;
 
 /** What POST /v1/images made. */
 export type ImageCreated =
@@ -85,6 +102,7 @@ const ExportList = listOf(Export);
 const NetworkList = listOf(Network);
 const PortList = listOf(PortForward);
 const SnapshotList = listOf(Snapshot);
+const BackupList = listOf(Backup);
 
 export type ApiClientOptions = HttpTransportOptions;
 
@@ -209,6 +227,56 @@ export class ApiClient {
 
   deleteSnapshot(ref: string, name: string): Promise<JobAccepted> {
     return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/vms/${enc(ref)}/snapshots/${enc(name)}` });
+  }
+
+  /** A `vm.backup` job: a full or incremental backup of the VM's disk, or (`asImage`) a new image of it. */
+  backupVm(ref: string, req: VmBackupInput): Promise<BackupAccepted> {
+    return this.http.json(BackupAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/backups`, json: req });
+  }
+
+  /** Backups, newest first; with `vm` (a name or id, also of a deleted VM) only that VM's. */
+  async listBackups(vm?: string): Promise<Backup[]> {
+    return (await this.http.json(BackupList, { method: "GET", path: "/v1/backups", query: { vm } })).items;
+  }
+
+  /** A backup by id or unique id prefix. */
+  getBackup(id: string): Promise<Backup> {
+    return this.http.json(Backup, { method: "GET", path: `/v1/backups/${enc(id)}` });
+  }
+
+  /** A `backup.verify` job: reads the backup (and the chain it needs) back against their sha256. */
+  verifyBackup(id: string): Promise<BackupAccepted> {
+    return this.http.json(BackupAccepted, { method: "POST", path: `/v1/backups/${enc(id)}/verify` });
+  }
+
+  /** A `backup.delete` job. */
+  deleteBackup(id: string): Promise<BackupAccepted> {
+    return this.http.json(BackupAccepted, { method: "DELETE", path: `/v1/backups/${enc(id)}` });
+  }
+
+  /** A `vm.backup.restore` job: the stopped VM's disk (and CPUs, memory) replaced by the backup's. */
+  restoreBackup(id: string, req: BackupRestoreInput): Promise<BackupAccepted> {
+    return this.http.json(BackupAccepted, { method: "POST", path: `/v1/backups/${enc(id)}/restore`, json: req });
+  }
+
+  /** A `vm.create` job making a new VM from a backup. */
+  createVmFromBackup(id: string, req: BackupVmCreateInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/backups/${enc(id)}/vms`, json: req });
+  }
+
+  /** Sets (creates or replaces) the VM's backup schedule; answers it as stored. */
+  setBackupSchedule(ref: string, req: BackupScheduleInput): Promise<BackupSchedule> {
+    return this.http.json(BackupSchedule, { method: "PUT", path: `/v1/vms/${enc(ref)}/backup-schedule`, json: req });
+  }
+
+  /** The VM's backup schedule; a NOT_FOUND problem (exit 3) when it has none. */
+  getBackupSchedule(ref: string): Promise<BackupSchedule> {
+    return this.http.json(BackupSchedule, { method: "GET", path: `/v1/vms/${enc(ref)}/backup-schedule` });
+  }
+
+  async deleteBackupSchedule(ref: string): Promise<void> {
+    const res = await this.http.send({ method: "DELETE", path: `/v1/vms/${enc(ref)}/backup-schedule` });
+    await res.body?.cancel();
   }
 
   /** A `vm.probe` job: succeeds once the guest's TCP port answers, fails with WAIT_TIMEOUT otherwise. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ExitCode, isTerminalJobState, JobCatalog, JobResults, type Job } from "@iaas/contracts";
+import { ExitCode, formatSize, isTerminalJobState, JobCatalog, JobResults, type Job } from "@iaas/contracts";
 import { CliError, EXIT_INTERRUPTED } from "../CliError.js";
 import type { JobAccepted } from "../client/JobAccepted.js";
 import { followJob } from "../follow/followJob.js";
@@ -133,6 +133,15 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
       ctx.out.line(line);
       return;
     }
+    case "vm.backup":
+    case "vm.backup.restore":
+    case "backup.verify":
+    case "backup.delete": {
+      const lines = backupResultLines(job);
+      if (lines === null) break;
+      for (const line of lines) ctx.out.line(line);
+      return;
+    }
     case "image.import": {
       const result = JobResults["image.import"].safeParse(job.result);
       const reused = result.success ? result.data.deduplicatedTo : undefined;
@@ -177,6 +186,39 @@ function snapshotResultLine(job: Job): string | null {
     case "vm.snapshot.delete": {
       const result = JobResults["vm.snapshot.delete"].safeParse(job.result);
       return result.success ? `${vm}: snapshot ${result.data.name} deleted` : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** What a finished backup job did, as lines: the backup made (and what retention removed), restored, verified or deleted; null without a result. */
+function backupResultLines(job: Job): string[] | null {
+  const vm = `vm ${job.targetName ?? job.vmId ?? "-"}`;
+  switch (job.type) {
+    case "vm.backup": {
+      const result = JobResults["vm.backup"].safeParse(job.result);
+      if (!result.success) return null;
+      const r = result.data;
+      if (r.imageId !== null) return [`${vm}: disk saved as image ${r.imageId} (${formatSize(r.sizeBytes)})`, `see it with: iaas image show ${r.imageId}`];
+      const lines = [`${vm}: ${r.kind} backup ${r.backupId ?? "-"} done${r.live ? " (live)" : ""}: ${formatSize(r.sizeBytes)}, ${formatSize(r.bytesCopied)} copied`];
+      if (r.pruned.length > 0) lines.push(`retention removed ${r.pruned.length} older backup${r.pruned.length === 1 ? "" : "s"}: ${r.pruned.join(", ")}`);
+      return lines;
+    }
+    case "vm.backup.restore": {
+      const result = JobResults["vm.backup.restore"].safeParse(job.result);
+      return result.success ? [`${vm}: restored from backup ${result.data.backupId}; the VM is ${result.data.state}`] : null;
+    }
+    case "backup.verify": {
+      const result = JobResults["backup.verify"].safeParse(job.result);
+      if (!result.success) return null;
+      const { backupId, chain } = result.data;
+      const what = chain.length === 1 ? "it reads back with its recorded sha256" : `the ${chain.length} backups of its chain read back with their recorded sha256`;
+      return [`backup ${backupId} verified: ${what}`, ...chain.map((c) => `  ${c.id}  ${formatSize(c.sizeBytes)}  ${c.sha256}`)];
+    }
+    case "backup.delete": {
+      const result = JobResults["backup.delete"].safeParse(job.result);
+      return result.success ? [`backup ${result.data.backupId} deleted`] : null;
     }
     default:
       return null;

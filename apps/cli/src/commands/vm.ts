@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ExitCode, VmName, type NicRequest } from "@iaas/contracts";
 import { CliError, usageError } from "../CliError.js";
-import type { VmCreateInput } from "../client/ApiClient.js";
+import type { BackupVmCreateInput, VmCreateInput } from "../client/ApiClient.js";
 import { hostNames, dryRunView, vmDetails, vmTable } from "../output/vmView.js";
 import { readSshKeys, readUserData } from "./cloudInitFiles.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
@@ -9,6 +9,7 @@ import { addExportOptions, exportAndDownload, type ExportOptions } from "./expor
 import { reportAcceptedJob } from "./jobOutcome.js";
 import { hostnameLabel, NIC_SPEC_HELP, nicSpecInto } from "./networkSpecs.js";
 import { intBetween, size } from "./optionParsers.js";
+import { registerVmBackupCommands } from "./vmBackup.js";
 import { registerVmNetworkCommands } from "./vmNetwork.js";
 import { registerVmSnapshotCommands } from "./vmSnapshot.js";
 import { registerVmChangeCommands } from "./vmChange.js";
@@ -20,7 +21,9 @@ interface WaitOption {
 }
 
 interface VmCreateOptions extends WaitOption {
-  image: string;
+  /** Required, except with --from-backup (where it replaces the backup's image). */
+  image?: string;
+  fromBackup?: string;
   cpus?: number;
   memory?: string;
   disk?: string;
@@ -54,13 +57,21 @@ cloud-init:
   --ssh-key takes an authorized_keys-style file (e.g. ~/.ssh/id_ed25519.pub): every line that is
   neither blank nor a # comment is one key. --user-data is sent as it is (at most 64 KiB).
 
+From a backup:
+  --from-backup ID makes the VM's disk from a backup (see \`iaas backup list\`) instead of an
+  image. CPUs, memory and NICs default to the backup's (its MACs and addresses where they are
+  free); --cpus, --memory, --disk (to grow it), --host and --network/--no-network override them,
+  and --image bases the disk on another image (needed when the backup's image was deleted). The
+  cloud-init options (--ssh-key, --user-data, --hostname) and --dry-run do not apply.
+
 Examples:
   iaas vm create web1 --image deb12 --ssh-key ~/.ssh/id_ed25519.pub --start --wait
   iaas vm create db1 --image deb12 --network default --network backend,ip=10.20.0.10 --start
   iaas vm create lab1 --image deb12 --no-network --user-data init.yaml
+  iaas vm create web1-copy --from-backup 3f1c2a9e --start --wait
 `;
 
-/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console, export, ip, nic, port, snapshot, wait, ssh. */
+/** `iaas vm …`: create, list, show, start, stop, reboot, delete, console, export, ip, nic, port, snapshot, backup, backup-schedule, wait, ssh. */
 export function registerVmCommands(program: Command, ctxOf: ContextFactory): void {
   const vm = program.command("vm").description("create and manage virtual machines");
 
@@ -70,9 +81,10 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
   create.on("option:network", () => networkFlags.add("--network"));
   create.on("option:no-network", () => networkFlags.add("--no-network"));
   create
-    .description("create a VM from an image (a qcow2 overlay on it), optionally start it")
+    .description("create a VM from an image (a qcow2 overlay on it) or from a backup, optionally start it")
     .argument("<name>", "VM name: lower-case letters, digits and '-'")
-    .requiredOption("--image <image>", "image name or id (see `iaas image list`)")
+    .option("--image <image>", "image name or id (see `iaas image list`); required unless --from-backup is given")
+    .option("--from-backup <id>", "make the VM from this backup (id or unique prefix; see `iaas backup list`) instead of from an image")
     .option("--cpus <n>", "virtual CPUs (1-64; default 1)", intBetween(1, 64))
     .option("--memory <size>", "memory, e.g. 512M or 2G (default 512M)", size)
     .option("--disk <size>", "disk size, e.g. 10G (default: the image's virtual size)", size)
@@ -91,6 +103,13 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
       const checked = VmName.safeParse(name);
       if (!checked.success) throw usageError(`invalid VM name '${name}': ${checked.error.issues.map((i) => i.message).join("; ")}`);
       if (networkFlags.size > 1) throw usageError("--network and --no-network contradict each other; give one of them");
+      if (opts.fromBackup !== undefined) {
+        await createFromBackup(ctx, name, opts.fromBackup, opts);
+        return;
+      }
+      if (opts.image === undefined) {
+        throw usageError("required option '--image <image>' not specified", "name the image to base the VM on (see `iaas image list`), or make it from a backup with --from-backup ID");
+      }
       const input: VmCreateInput = {
         name,
         image: opts.image,
@@ -193,9 +212,39 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
 
   registerVmNetworkCommands(vm, ctxOf);
   registerVmSnapshotCommands(vm, ctxOf);
+  registerVmBackupCommands(vm, ctxOf);
   registerVmChangeCommands(vm, ctxOf);
   registerVmWaitCommand(vm, ctxOf);
   registerVmSshCommand(vm, ctxOf);
+}
+
+/**
+ * `iaas vm create NAME --from-backup ID`: POST /v1/backups/:id/vms with only what the user gave
+ * (the backup supplies the rest); the cloud-init options and --dry-run are refused (exit 2).
+ */
+async function createFromBackup(ctx: CommandContext, name: string, backup: string, opts: VmCreateOptions): Promise<void> {
+  const example = `iaas vm create ${name} --from-backup ${backup}`;
+  if (opts.dryRun === true) throw usageError("--dry-run cannot be combined with --from-backup: only a VM from an image can be planned", `leave it out: ${example}`);
+  const refused = [opts.sshKey !== undefined ? "--ssh-key" : null, opts.userData !== undefined ? "--user-data" : null, opts.hostname !== undefined ? "--hostname" : null].filter(
+    (flag) => flag !== null,
+  );
+  if (refused.length > 0) {
+    throw usageError(
+      `${refused.join(", ")} cannot be combined with --from-backup: the VM takes its cloud-init settings from the backup`,
+      `leave ${refused.length === 1 ? "it" : "them"} out: ${example}`,
+    );
+  }
+  const req: BackupVmCreateInput = {
+    name,
+    cpus: opts.cpus,
+    memory: opts.memory,
+    disk: opts.disk,
+    image: opts.image,
+    host: opts.host,
+    networks: opts.network === false ? [] : opts.network,
+    start: opts.start === true ? true : undefined,
+  };
+  await reportAcceptedJob(ctx, await ctx.client.createVmFromBackup(backup, req), opts.wait === true);
 }
 
 /** Copies the console stream to stdout as bytes; Ctrl-C ends a followed stream normally. */

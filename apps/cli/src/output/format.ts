@@ -79,9 +79,9 @@ export function formatProgress(progress: JobProgress): string {
   return parts.join(" ");
 }
 
-/** What a job acts on: "vm web1", "image deb12", or "-". */
+/** What a job acts on: "vm web1", "image deb12", or "-" (a backup job names the VM the backup is of). */
 export function jobTarget(job: Pick<Job, "type" | "targetName" | "vmId" | "imageId">): string {
-  const kind = job.type.split(".")[0] ?? job.type;
+  const kind = job.type.startsWith("backup.") ? "vm" : (job.type.split(".")[0] ?? job.type);
   const name = job.targetName ?? job.vmId ?? job.imageId;
   return name === null ? "-" : `${kind} ${name}`;
 }

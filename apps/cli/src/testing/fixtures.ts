@@ -1,4 +1,4 @@
-import type { Export, Host, HostNetworkInfo, Image, Job, JobEvent, JobProgress, JobState, Network, Nic, PortForward, Snapshot, Vm } from "@iaas/contracts";
+import type { Backup, BackupSchedule, Export, Host, HostNetworkInfo, Image, Job, JobEvent, JobProgress, JobState, Network, Nic, PortForward, Snapshot, Vm } from "@iaas/contracts";
 
 export const JOB_ID = "1a2b3c4d-0000-4000-8000-000000000001";
 export const VM_ID = "5e6f7a8b-0000-4000-8000-000000000002";
@@ -9,6 +9,8 @@ export const NETWORK_ID = "2b3c4d5e-0000-4000-8000-000000000006";
 export const NIC_ID = "6f7a8b9c-0000-4000-8000-000000000007";
 export const FORWARD_ID = "8b9c0d1e-0000-4000-8000-000000000008";
 export const SNAPSHOT_ID = "4c5d6e7f-0000-4000-8000-000000000009";
+export const BACKUP_ID = "0d1e2f3a-0000-4000-8000-00000000000a";
+export const PARENT_BACKUP_ID = "e4f5a6b7-0000-4000-8000-00000000000b";
 const T0 = "2025-01-01T00:00:00.000Z";
 
 export function makeJob(overrides: Partial<Job> = {}): Job {
@@ -207,6 +209,60 @@ export function makeSnapshot(overrides: Partial<Snapshot> = {}): Snapshot {
     description: null,
     vmState: "stopped",
     sizeBytes: null,
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+/** A ready full backup of web1 (stopped), with one NIC on "default" in its configuration. */
+export function makeBackup(overrides: Partial<Backup> = {}): Backup {
+  return {
+    id: BACKUP_ID,
+    vmId: VM_ID,
+    vmName: "web1",
+    vmExists: true,
+    hostId: HOST_ID,
+    kind: "full",
+    state: "ready",
+    parentId: null,
+    live: false,
+    sizeBytes: 300 * 1024 ** 2,
+    diskBytes: 2 * 1024 ** 3,
+    bytesCopied: 300 * 1024 ** 2,
+    sha256: "89abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567",
+    config: {
+      cpus: 2,
+      memoryBytes: 512 * 1024 ** 2,
+      diskBytes: 2 * 1024 ** 3,
+      image: { id: IMAGE_ID, name: "deb12" },
+      hostname: "web1",
+      sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@laptop"],
+      userData: null,
+      nics: [{ index: 0, network: "default", networkId: NETWORK_ID, mac: "52:54:00:12:34:56", ip: "10.100.0.2" }],
+    },
+    keepLast: null,
+    scheduleId: null,
+    jobId: JOB_ID,
+    lockJobId: null,
+    verifiedAt: null,
+    createdAt: T0,
+    finishedAt: "2025-01-01T00:00:20.000Z",
+    ...overrides,
+  };
+}
+
+/** web1's backup schedule: every 24h, keeping 7, full backups, not run yet. */
+export function makeSchedule(overrides: Partial<BackupSchedule> = {}): BackupSchedule {
+  return {
+    vmId: VM_ID,
+    vmName: "web1",
+    everyMs: 24 * 3_600_000,
+    cron: null,
+    keepLast: 7,
+    incremental: false,
+    lastRunAt: null,
+    lastJobId: null,
+    nextRunAt: "2025-01-02T00:00:00.000Z",
     createdAt: T0,
     ...overrides,
   };

@@ -2,6 +2,7 @@ import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { IaasError } from "@iaas/contracts";
 import type { JobHandler } from "../jobs/HandlerContext.js";
+import { diskFromBackup } from "./vmBackup.js";
 import { startVm } from "./vmPower.js";
 import { loadVm, settleVm } from "./vmState.js";
 
@@ -23,7 +24,8 @@ export const vmCreate: JobHandler<"vm.create"> = {
       await mkdir(files.dir, { recursive: true });
       // A redelivered create may find a half-made overlay: nothing has used it yet, so make it anew.
       await rm(files.disk, { force: true });
-      await ctx.qemuImg.createOverlay(files.disk, path.join(ctx.imageStore, image.path), "qcow2", Number(vm.diskBytes));
+      if (ctx.payload.fromBackupId) await diskFromBackup(ctx, vm, ctx.payload.fromBackupId, path.join(ctx.imageStore, image.path));
+      else await ctx.qemuImg.createOverlay(files.disk, path.join(ctx.imageStore, image.path), "qcow2", Number(vm.diskBytes));
       await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "stopped" } });
       await ctx.note(`disk ${files.disk} created`);
     }

@@ -10,7 +10,7 @@ function gone(id: string): IaasError {
 }
 
 /** Starts the VM's QEMU unless it already runs (a redelivery after QEMU came up). */
-export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create" | "vm.snapshot.restore" | "vm.clone">, vm: Vm, base: number, opts: { loadvm?: string } = {}): Promise<number> {
+export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create" | "vm.snapshot.restore" | "vm.clone" | "vm.backup.restore">, vm: Vm, base: number, opts: { loadvm?: string } = {}): Promise<number> {
   const running = await ctx.runtime.runningPid(vm);
   if (running !== null) {
     await ctx.note(`QEMU already runs as pid ${running}; adopting it`);

@@ -2,6 +2,7 @@ import { IaasError, sameSnapshotMachine, snapshotMachineOf, type SnapshotMachine
 import type { Snapshot, Vm } from "@iaas/db";
 import { runQmpJob } from "@iaas/hypervisor";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
+import { dropBackupBitmap } from "./vmBackup.js";
 import { startVm } from "./vmPower.js";
 import { loadVm, setVmState, settleVm } from "./vmState.js";
 
@@ -102,6 +103,9 @@ export const vmSnapshotRestore: JobHandler<"vm.snapshot.restore"> = {
     }
     const done = (state: "running" | "stopped") => ({ vmId: vm.id, snapshotId: snap.id, name: snap.name, state });
     let pid = await ctx.runtime.runningPid(vm);
+    // QEMU refuses to go back to a snapshot while the disk has a dirty bitmap; the disk's content
+    // changes anyway, so the change count is void: the VM's next backup is full.
+    await dropBackupBitmap(ctx, vm, pid !== null);
     if (snap.kind === "memory") {
       if (!sameSnapshotMachine(snap.machine, await machineOf(ctx, vm))) {
         throw new IaasError("INVALID_STATE", `VM '${vm.name}' changed since memory snapshot '${snap.name}' (CPUs, memory or NICs): its saved state cannot be loaded`, {

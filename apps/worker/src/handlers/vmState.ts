@@ -16,7 +16,9 @@ type VmJob =
   | "vm.clone"
   | "vm.snapshot.create"
   | "vm.snapshot.restore"
-  | "vm.snapshot.delete";
+  | "vm.snapshot.delete"
+  | "vm.backup"
+  | "vm.backup.restore";
 
 /** Loads the job's VM, or null when it no longer exists (a redelivered delete that finished). */
 export async function loadVm(ctx: HandlerContext<VmJob>): Promise<Vm | null> {

@@ -9,6 +9,7 @@ import { vmNicAdd, vmNicRemove, vmPortAdd, vmPortRemove, vmProbe } from "../hand
 import { vmSnapshotCreate, vmSnapshotDelete, vmSnapshotRestore } from "../handlers/vmSnapshot.js";
 import { vmResize } from "../handlers/vmResize.js";
 import { vmClone } from "../handlers/vmClone.js";
+import { backupDelete, backupVerify, vmBackup, vmBackupRestore } from "../handlers/vmBackup.js";
 
 /** Every job type a worker runs. `vm.reconcile` is only recorded, never queued. */
 export const handlers: HandlerRegistry = {
@@ -27,6 +28,10 @@ export const handlers: HandlerRegistry = {
   "vm.snapshot.create": vmSnapshotCreate,
   "vm.snapshot.restore": vmSnapshotRestore,
   "vm.snapshot.delete": vmSnapshotDelete,
+  "vm.backup": vmBackup,
+  "vm.backup.restore": vmBackupRestore,
+  "backup.verify": backupVerify,
+  "backup.delete": backupDelete,
   "image.import": imageImport,
   "image.export": imageExport,
   "vm.export": vmExport,
