@@ -39,7 +39,13 @@ export const JobPayloads = {
   }),
   "vm.resize": VmRef.extend({ diskBytes: z.number().int().positive() }),
   /** vmId is the new VM (created `creating`); the source is held too while its disk is read. */
-  "vm.clone": VmRef.extend({ sourceVmId: z.string(), snapshot: z.string().optional(), start: z.boolean() }),
+  "vm.clone": VmRef.extend({
+    sourceVmId: z.string(),
+    snapshot: z.string().optional(),
+    start: z.boolean(),
+    /** The clone's host takes over: its disk was written here, relative to the shared store, by the source's host. */
+    stagedDisk: z.string().optional(),
+  }),
   "vm.snapshot.create": VmRef.extend({ snapshotId: z.string() }),
   "vm.snapshot.restore": VmRef.extend({ snapshotId: z.string(), restart: z.boolean() }),
   "vm.snapshot.delete": VmRef.extend({ snapshotId: z.string() }),
@@ -105,7 +111,8 @@ export const JobResults = {
   "vm.port.remove": z.object({ vmId: z.string(), forwardId: z.string() }),
   "vm.probe": z.object({ vmId: z.string(), ip: z.string(), port: z.number().int(), elapsedMs: z.number() }),
   "vm.resize": z.object({ vmId: z.string(), diskBytes: z.number(), live: z.boolean() }),
-  "vm.clone": VmResult.extend({ sourceVmId: z.string() }),
+  /** nextJobId: for a clone to another host, the job on that host that takes the disk over. */
+  "vm.clone": VmResult.extend({ sourceVmId: z.string(), nextJobId: z.string().optional() }),
   "vm.snapshot.create": z.object({ vmId: z.string(), snapshotId: z.string(), name: z.string() }),
   "vm.snapshot.restore": z.object({ vmId: z.string(), snapshotId: z.string(), name: z.string(), state: VmState }),
   "vm.snapshot.delete": z.object({ vmId: z.string(), snapshotId: z.string(), name: z.string() }),

@@ -59,7 +59,7 @@ export const VmCloneRequest = z.object({
   name: VmName,
   /** Clone from this snapshot of the source (needed when the source runs). */
   snapshot: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a snapshot name is 1-63 letters, digits, '.', '_' or '-'").optional(),
-  /** The clone lives where its source's disk is; naming another host is refused. */
+  /** Another host for the clone: its disk goes through the shared store (default: the source's host). */
   host: z.string().min(1).optional(),
   start: z.boolean().default(false),
 });

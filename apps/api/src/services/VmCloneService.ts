@@ -1,14 +1,15 @@
 import { IaasError, type VmCloneRequest } from "@iaas/contracts";
-import { isUniqueViolation, type PrismaClient, type Vm } from "@iaas/db";
+import { isUniqueViolation, type Host, type Network, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
+import { hostNetworkOf, isHostOnline } from "./dto.js";
 import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
-import { allocateNic } from "./nicAllocation.js";
+import { allocateNic, networkReasons, resolveNicRequests } from "./nicAllocation.js";
 import { findVm } from "./resolve.js";
 import { findSnapshot } from "./SnapshotService.js";
 import { lockVm, requireHostOnline, type RequestMeta } from "./VmService.js";
 
 /**
- * `vm clone`: a new VM on the source's host whose disk is a new overlay on the same image holding
+ * `vm clone`: a new VM (on the source's host, or another one through the shared store) whose disk is a new overlay on the same image holding
  * the source's data (a stopped source as it is, or one of its snapshots), with new MACs, addresses
  * and cloud-init instance-id. The job holds both VMs while the source's disk is read.
  */
@@ -35,12 +36,9 @@ export class VmCloneService {
         const snap = await findSnapshot(tx, src, req.snapshot);
         if (snap.state !== "ready") throw new IaasError("INVALID_STATE", `snapshot '${snap.name}' is ${snap.state}`, { hint: "wait for its job to finish" });
       }
-      if (req.host !== undefined && req.host !== src.hostId) {
-        throw new IaasError("VALIDATION_FAILED", `a clone is made on its source's host '${src.hostId}', where the disk is, not on '${req.host}'`, {
-          hint: "leave --host out",
-        });
-      }
-      const host = await requireHostOnline(tx, src, "clone", this.offlineAfterSeconds);
+      await requireHostOnline(tx, src, "clone", this.offlineAfterSeconds);
+      const nics = await tx.nic.findMany({ where: { vmId: src.id }, include: { network: true }, orderBy: { index: "asc" } });
+      const host = req.host === undefined || req.host === src.hostId ? await tx.host.findUniqueOrThrow({ where: { id: src.hostId } }) : await this.otherHost(tx, req.host, nics.map((n) => n.network));
       const demand = { name: req.name, cpus: src.cpus, memoryBytes: Number(src.memoryBytes), diskBytes: Number(src.diskBytes) };
       await requireHostRoom(tx, host, demand, this.offlineAfterSeconds, `clone '${req.name}'`);
       let vm: Vm;
@@ -49,7 +47,7 @@ export class VmCloneService {
           data: {
             name: req.name,
             state: "creating",
-            hostId: src.hostId,
+            hostId: host.id,
             imageId: src.imageId,
             cpus: src.cpus,
             memoryBytes: src.memoryBytes,
@@ -66,13 +64,13 @@ export class VmCloneService {
         }
         throw err;
       }
-      const nics = await tx.nic.findMany({ where: { vmId: src.id }, include: { network: true }, orderBy: { index: "asc" } });
       for (const nic of nics) await allocateNic(tx, vm.id, nic.index, nic.network, { network: nic.networkId });
       return {
         spec: {
           type: "vm.clone",
           payload: { vmId: vm.id, sourceVmId: src.id, ...(req.snapshot !== undefined ? { snapshot: req.snapshot } : {}), start: req.start },
-          hostId: vm.hostId,
+          // The source's host reads the disk; for another host it hands over through the shared store.
+          hostId: src.hostId,
           vmId: vm.id,
           imageId: vm.imageId,
           targetName: vm.name,
@@ -80,5 +78,18 @@ export class VmCloneService {
         extra: vm,
       };
     });
+  }
+
+  /** The host a clone is asked to go to: online, not drained, and able to join the source's networks. */
+  private async otherHost(tx: Prisma.TransactionClient, ref: string, networks: Network[]): Promise<Host> {
+    const demands = await resolveNicRequests(tx, networks.map((n) => ({ network: n.id })));
+    const host = await tx.host.findFirst({ where: { OR: [{ id: ref }, { name: ref }] } });
+    if (!host || !isHostOnline(host, this.offlineAfterSeconds)) {
+      throw new IaasError("HOST_OFFLINE", `host '${ref}' is ${host ? "offline" : "unknown"}`, { hint: "`iaas host list` shows the hosts that are online" });
+    }
+    if (host.drained) throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' is drained: it takes no new VMs`, { hint: "choose another host, or undrain it" });
+    const reasons = networkReasons(host.id, hostNetworkOf(host), demands);
+    if (reasons.length > 0) throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' cannot take the clone: ${reasons.join(", ")}`, { hint: "choose another host with --host" });
+    return host;
   }
 }

@@ -35,7 +35,18 @@ export async function reportAcceptedJob(ctx: CommandContext, accepted: JobAccept
  * and exit 1 for a failed or cancelled job; exit 4 when --timeout passes first.
  */
 export async function waitForJob(ctx: CommandContext, job: Job): Promise<void> {
-  await reportFinalJob(ctx, await followToEnd(ctx, job));
+  let final = await followToEnd(ctx, job);
+  // A job whose work goes on on another host (a clone to another host) names the job that continues it.
+  for (let next = nextJobOf(final); next !== null; next = nextJobOf(final)) {
+    ctx.deps.stderr.write(`job ${final.id} done; continued by job ${next}\n`);
+    final = await followToEnd(ctx, await ctx.client.getJob(next));
+  }
+  await reportFinalJob(ctx, final);
+}
+
+function nextJobOf(job: Job): string | null {
+  const next = job.state === "succeeded" ? job.result?.["nextJobId"] : undefined;
+  return typeof next === "string" ? next : null;
 }
 
 /**

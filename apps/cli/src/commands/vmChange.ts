@@ -16,7 +16,7 @@ export function registerVmChangeCommands(vm: Command, ctxOf: ContextFactory): vo
     .argument("<source>", "the VM to clone (name or id)")
     .argument("<name>", "the new VM's name")
     .option("--snapshot <snap>", "clone this snapshot of the source (needed while the source runs)")
-    .option("--host <host>", "must be the source's host: the clone's disk is made where the source's is")
+    .option("--host <host>", "make the clone on another host (its disk goes through the shared store; default: the source's host)")
     .option("--start", "start the clone once it is made")
     .option("--wait", "follow the job until it finishes (bounded by --timeout)")
     .action(async (source: string, name: string, opts: { snapshot?: string; host?: string; start?: boolean; wait?: boolean }, command: Command) => {
