@@ -5,7 +5,7 @@ import { NicRequest } from "./networks.js";
 export const BackupKind = z.enum(["full", "incremental"]);
 export type BackupKind = z.infer<typeof BackupKind>;
 
-export const BackupState = z.enum(["creating", "ready", "failed", "deleting"]);
+export const BackupState = z.enum(["creating", "ready", "deleting"]);
 export type BackupState = z.infer<typeof BackupState>;
 
 /** Most backups a retention policy may keep per VM. */

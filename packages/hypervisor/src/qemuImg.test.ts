@@ -41,7 +41,20 @@ describe("parseImageInfo", () => {
       compat: "1.1",
       corrupt: false,
       snapshots: [],
+      bitmaps: [],
     });
+  });
+
+  it("reads persistent dirty bitmaps with their flags (in-use on a closed image: not saved cleanly)", () => {
+    const info = JSON.parse(OVERLAY_INFO) as { "format-specific": { data: Record<string, unknown> } };
+    info["format-specific"].data["bitmaps"] = [
+      { flags: ["auto"], name: "iaas-backup", granularity: 65536 },
+      { flags: ["in-use", "auto"], name: "old", granularity: 65536 },
+    ];
+    expect(parseImageInfo(JSON.stringify(info)).bitmaps).toEqual([
+      { name: "iaas-backup", flags: ["auto"] },
+      { name: "old", flags: ["in-use", "auto"] },
+    ]);
   });
 
   it("reads internal snapshots with the size of their saved VM state", () => {

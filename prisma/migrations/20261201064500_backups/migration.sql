@@ -2,7 +2,7 @@
 CREATE TYPE "BackupKind" AS ENUM ('full', 'incremental');
 
 -- CreateEnum
-CREATE TYPE "BackupState" AS ENUM ('creating', 'ready', 'failed', 'deleting');
+CREATE TYPE "BackupState" AS ENUM ('creating', 'ready', 'deleting');
 
 -- AlterTable
 ALTER TABLE "Vm" ADD COLUMN     "backupBaseId" UUID;

@@ -170,13 +170,13 @@ export class BackupService {
   async remove(ref: string, meta: RequestMeta): Promise<Submitted<Backup>> {
     return this.submitter.submit(meta, async (tx, jobId) => {
       const found = await findBackup(tx, ref);
-      const children = await tx.backup.findMany({ where: { parentId: found.id, state: { not: "failed" } }, select: { id: true } });
+      const children = await tx.backup.findMany({ where: { parentId: found.id }, select: { id: true } });
       if (children.length > 0) {
         throw new IaasError("BACKUP_IN_USE", `backup ${found.id} is the base of incremental backup${children.length > 1 ? "s" : ""} ${children.map((c) => c.id).join(", ")}`, {
           hint: "delete the incrementals first (newest first), or let retention (--keep-last) prune the chain",
         });
       }
-      const { count } = await tx.backup.updateMany({ where: { id: found.id, lockJobId: null, state: { in: ["ready", "failed"] } }, data: { lockJobId: jobId, state: "deleting" } });
+      const { count } = await tx.backup.updateMany({ where: { id: found.id, lockJobId: null, state: "ready" }, data: { lockJobId: jobId, state: "deleting" } });
       if (count === 0) {
         throw new IaasError(found.lockJobId ? "BACKUP_IN_USE" : "INVALID_STATE", `cannot delete backup ${found.id}: ${found.lockJobId ? `job ${found.lockJobId} holds it` : `it is ${found.state}`}`, {
           hint: found.lockJobId ? `wait for it: \`iaas job wait ${found.lockJobId}\`` : `wait for job ${found.jobId}`,

@@ -26,7 +26,7 @@ async function chainOf(services: WorkerServices, backup: Backup): Promise<Backup
   const chain = [backup];
   for (let at = backup; at.parentId !== null; ) {
     const parent = await services.db.backup.findUnique({ where: { id: at.parentId } });
-    if (!parent || parent.state === "failed" || !parent.path) {
+    if (!parent || !parent.path) {
       throw new IaasError("BACKUP_CORRUPT", `backup ${backup.id} needs backup ${at.parentId}, which is ${parent ? parent.state : "gone"}`, { hint: "choose another backup (`iaas backup list`)" });
     }
     chain.push(parent);
