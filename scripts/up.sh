@@ -33,6 +33,11 @@ npx prisma migrate deploy >/dev/null
 
 mkdir -p "$STATE/logs" "$STATE/run" "$IAAS_IMAGE_STORE" "$IAAS_DATA_DIR"
 
+# The API needs a token for every request: the first run makes an admin token and writes it to
+# the CLI config ($IAAS_CONFIG, default ~/.config/iaas/config.json, mode 0600).
+log "CLI credentials"
+node apps/api/dist/bootstrap.js "$URL"
+
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start_bg() { # name pidfile command...
@@ -49,6 +54,9 @@ start_bg() { # name pidfile command...
 start_bg api "$STATE/run/api.pid" node apps/api/dist/main.js
 for _ in $(seq 1 60); do curl -fs "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
 curl -fs "$URL/readyz" >/dev/null || die "the API did not become ready; see .iaas/logs/api.log"
+if [ "${IAAS_AUTH:-token}" != none ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/vms")" != 401 ]; then
+  die "the API answers /v1 without a token; an older API may still run (npm run down), or check IAAS_AUTH"
+fi
 
 # json_field JS-EXPRESSION: evaluates it with `d` = the JSON on stdin, prints the result.
 json_field() { node -e 'let s="";process.stdin.on("data",c=>s+=c).on("end",()=>{try{const d=JSON.parse(s);console.log(eval(process.argv[1]))}catch{console.log("")}})' "$1"; }

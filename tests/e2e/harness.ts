@@ -91,7 +91,7 @@ export class Stack {
     try {
       const port = await freePort();
       stack.url = `http://127.0.0.1:${port}`;
-      stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500", ...options.apiEnv });
+      stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500", IAAS_AUTH: "none", ...options.apiEnv });
       await eventually("the API to be ready", async () => (await fetch(`${stack.url}/readyz`)).ok, 90_000);
       if (options.defaultNetwork !== false) {
         const res = await fetch(`${stack.url}/v1/networks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "default" }) });

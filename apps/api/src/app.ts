@@ -1,10 +1,10 @@
-import express, { type RequestHandler } from "express";
+import express from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { randomUUID } from "node:crypto";
 import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
-import { errorHandler, sendProblem } from "./http/problem.js";
+import { errorHandler } from "./http/problem.js";
 import { benchRoutes } from "./routes/bench.js";
 import { exportRoutes } from "./routes/exports.js";
 import { ExportService } from "./services/ExportService.js";
@@ -26,39 +26,29 @@ import { VmService } from "./services/VmService.js";
 import { BackupService } from "./services/BackupService.js";
 import { BackupScheduler } from "./services/BackupScheduler.js";
 import { backupRoutes } from "./routes/backups.js";
+import { afterAuthHardening, mountHardening, type HardeningConfig } from "./http/hardening.js";
+import { adminRoutes } from "./routes/admin.js";
+import { auditTrail, authenticate, type AuthMode } from "./auth/authenticate.js";
+import { ProjectService } from "./services/ProjectService.js";
 
 export interface AppDeps {
   db: PrismaClient;
   redis: Redis;
   queues: JobQueues;
   log: Logger;
+  /** HTTP hardening (http/hardening.ts): Origin/Host checks, rate and stream limits, HSTS; left out: DEFAULT_HARDENING. */
+  hardening?: HardeningConfig | undefined;
   config: {
     imageStore: string;
     queuePrefix: string;
     offlineAfterSeconds: number;
-    apiToken?: string | undefined;
+    /** `token` (API tokens; the default) or `none` (everyone is the local admin: loopback only, checked by main). */
+    auth: AuthMode;
     maxUploadBytes: number;
     /** How long an export stays downloadable. */
     exportTtlSeconds: number;
     /** Mount the benchmark's `POST /v1/bench/noop` (only for `npm run bench:jobs`). */
     enableBenchJobs?: boolean;
-  };
-}
-
-function bearerAuth(token: string): RequestHandler {
-  return (req, res, next) => {
-    if (req.header("authorization") === `Bearer ${token}`) {
-      next();
-      return;
-    }
-    sendProblem(res, {
-      type: "https://iaas.dev/problems/unauthorized",
-      title: "Unauthorized",
-      status: 401,
-      detail: "missing or wrong API token",
-      code: "UNAUTHORIZED",
-      hint: "set IAAS_TOKEN (or `token` in the CLI config file) to the API's IAAS_API_TOKEN",
-    });
   };
 }
 
@@ -94,9 +84,27 @@ export function createApp(deps: AppDeps): Api {
     });
     next();
   });
+  // Every /v1 request gets its audit row when it finishes (the denied ones of the hardening below too).
+  app.use("/v1", auditTrail(db, log));
+  // --- HTTP hardening (http/hardening.ts) — before health, authentication and express.json:
+  // security headers on every answer; on /v1 Cache-Control: no-store, the Origin/Host check
+  // (403), the per-address rate limit (429) and JSON-only bodies (415/413). The per-token rate
+  // limit belongs right after authentication: `app.use("/v1", ...afterAuthHardening(app))`.
+  mountHardening(app, { redis: deps.redis, prefix: config.queuePrefix, log, config: deps.hardening });
+  // --- end HTTP hardening
   app.use(healthRoutes({ db, redis: deps.redis }));
-  if (config.apiToken) app.use("/v1", bearerAuth(config.apiToken));
+  // Who the request is and in which project; then the per-token rate limit.
+  app.use("/v1", authenticate(db, config.auth));
+  const afterAuth = afterAuthHardening(app);
+  if (afterAuth.length > 0) app.use("/v1", ...afterAuth);
   app.use("/v1", express.json({ limit: "1mb" }));
+  const admin = adminRoutes({ db, projects: new ProjectService(db) });
+  app.use("/v1/projects", admin.projects);
+  app.use("/v1/tokens", admin.tokens);
+  app.use("/v1/audit", admin.audit);
+  app.use("/v1/whoami", admin.whoami);
+  app.use("/v1/hosts", admin.hostAdmin);
+  app.use("/v1/images", admin.imageAdmin);
   app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, changes, clones, exports, backups, schedules: backupScheduler, redis: deps.redis, queuePrefix: config.queuePrefix }));
   app.use("/v1/backups", backupRoutes({ db, backups }));
   app.use("/v1/networks", networkRoutes({ db, networks }));

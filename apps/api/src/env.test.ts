@@ -15,4 +15,15 @@ describe("parseApiEnv", () => {
     );
     expect(() => parseApiEnv({ DATABASE_URL: "nope" })).toThrow(/IAAS_IMAGE_STORE/);
   });
+
+  it("authenticates by default, and allows IAAS_AUTH=none only on loopback", () => {
+    const base = { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/iaas", IAAS_IMAGE_STORE: "/s" };
+    expect(parseApiEnv(base).IAAS_AUTH).toBe("token");
+    expect(parseApiEnv({ ...base, IAAS_AUTH: "none" }).IAAS_AUTH).toBe("none");
+    expect(parseApiEnv({ ...base, IAAS_AUTH: "none", IAAS_API_HOST: "::1" }).IAAS_AUTH).toBe("none");
+    for (const host of ["0.0.0.0", "10.0.0.5", "::", "api.example.org"]) {
+      expect(() => parseApiEnv({ ...base, IAAS_AUTH: "none", IAAS_API_HOST: host })).toThrow(/only allowed with IAAS_API_HOST on loopback/);
+    }
+    expect(() => parseApiEnv({ ...base, IAAS_API_TOKEN: "s3cret" })).toThrow(/IAAS_API_TOKEN is gone/);
+  });
 });

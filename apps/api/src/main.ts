@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 import { mkdir } from "node:fs/promises";
-import type { Server } from "node:http";
 import { Redis } from "ioredis";
-import { pino } from "pino";
 import { createPrismaClient } from "@iaas/db";
 import { createApp } from "./app.js";
 import { parseApiEnv } from "./env.js";
+import { hardeningFromEnv } from "./http/hardening.js";
+import { createLogger } from "./http/logger.js";
+import { createApiServer, listen, serverOptionsFromEnv } from "./http/server.js";
 import { expireExports, sweepExpiredJobs } from "./maintenance/jobSweeper.js";
 import { relayQueuedJobs } from "./maintenance/outboxRelay.js";
 import { JobQueues } from "./services/JobQueues.js";
 
 async function main(): Promise<void> {
   const env = parseApiEnv(process.env);
-  const log = pino({ level: env.LOG_LEVEL, base: { service: "api" } });
+  const log = createLogger(env.LOG_LEVEL);
+  // Read the TLS files first: a wrong path fails the start before anything else happens.
+  const serverOptions = await serverOptionsFromEnv(env);
   await mkdir(env.IAAS_IMAGE_STORE, { recursive: true });
   const db = createPrismaClient(env.DATABASE_URL);
   const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
@@ -22,11 +25,12 @@ async function main(): Promise<void> {
     redis,
     queues,
     log,
+    hardening: hardeningFromEnv(env),
     config: {
       imageStore: env.IAAS_IMAGE_STORE,
       queuePrefix: env.IAAS_QUEUE_PREFIX,
       offlineAfterSeconds: env.IAAS_HOST_OFFLINE_SECONDS,
-      apiToken: env.IAAS_API_TOKEN,
+      auth: env.IAAS_AUTH,
       maxUploadBytes: env.IAAS_MAX_UPLOAD_BYTES,
       exportTtlSeconds: env.IAAS_EXPORT_TTL_SECONDS,
       enableBenchJobs: env.IAAS_ENABLE_BENCH_JOBS,
@@ -53,12 +57,11 @@ async function main(): Promise<void> {
   backupScheduler.start();
   const timer = setInterval(() => void maintenance(), env.IAAS_RELAY_INTERVAL_MS);
 
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(env.IAAS_API_PORT, env.IAAS_API_HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : env.IAAS_API_PORT;
-  log.info({ host: env.IAAS_API_HOST, port }, `IaaS API listening on http://${env.IAAS_API_HOST}:${port}`);
+  // Node answers 431 to a head over IAAS_MAX_HEADER_BYTES itself; see http/server.ts for the timeouts.
+  const server = createApiServer(app, serverOptions);
+  const port = await listen(server, env.IAAS_API_PORT, env.IAAS_API_HOST);
+  const scheme = serverOptions.tls ? "https" : "http";
+  log.info({ host: env.IAAS_API_HOST, port, tls: scheme === "https" }, `IaaS API listening on ${scheme}://${env.IAAS_API_HOST}:${port}`);
 
   const shutdown = async (signal: string) => {
     log.info({ signal }, "shutting down");

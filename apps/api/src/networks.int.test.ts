@@ -21,7 +21,7 @@ describe("networks, NICs and port forwards over REST", () => {
   const createVm = (name: string, extra: Record<string, unknown> = {}) => api.post("/v1/vms", { name, image: "deb", memory: "256M", ...extra });
   const del = (p: string) => fetch(`${api.base}${p}`, { method: "DELETE" });
   /** Puts a VM in a resting state and frees its lock, as a worker finishing its job would. */
-  const settle = (name: string, state: "stopped" | "running") => api.db.vm.update({ where: { name }, data: { state, lockJobId: null } });
+  const settle = (name: string, state: "stopped" | "running") => api.db.vm.updateMany({ where: { name }, data: { state, lockJobId: null } });
 
   it("creates a network with a free private /24 when no subnet is given, and lists it", async () => {
     const res = await api.post("/v1/networks", { name: "lan" });
@@ -70,12 +70,12 @@ describe("networks, NICs and port forwards over REST", () => {
     const none = await json<{ vm: Vm }>(await createVm("bare", { networks: [] }));
     expect(none.vm.nics).toEqual([]);
     // A refused create leaves no VM and no NIC behind.
-    expect(await api.db.vm.findUnique({ where: { name: "web4" } })).toBeNull();
+    expect(await api.db.vm.findFirst({ where: { name: "web4" } })).toBeNull();
     expect(await api.db.nic.count()).toBe(3);
   });
 
   it("refuses a create without --network when there is no 'default' network, saying what to do", async () => {
-    await api.db.network.delete({ where: { name: "default" } });
+    await api.db.network.deleteMany({ where: { name: "default" } });
     const res = await createVm("lonely");
     expect(res.status).toBe(400);
     expect((await json<Problem>(res)).hint).toMatch(/iaas network create default/);
@@ -153,7 +153,7 @@ describe("networks, NICs and port forwards over REST", () => {
     expect(list.items.map((p) => p.hostPort)).toEqual([8080]);
     const removed = await del("/v1/vms/web1/ports/8080");
     expect(removed.status).toBe(202);
-    expect(await api.db.portForward.count({ where: { vmId: (await api.db.vm.findUniqueOrThrow({ where: { name: "web1" } })).id } })).toBe(0);
+    expect(await api.db.portForward.count({ where: { vmId: (await api.db.vm.findFirstOrThrow({ where: { name: "web1" } })).id } })).toBe(0);
   });
 
   it("refuses to delete a network that NICs use, naming the VMs, and deletes it once unused", async () => {

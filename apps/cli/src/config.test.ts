@@ -36,6 +36,24 @@ describe("resolveConfig", () => {
     });
   });
 
+  it("prefers --project over IAAS_PROJECT over the config file's project, and has none by default", () => {
+    const readFile = files({ [DEFAULT_FILE]: JSON.stringify({ project: "team-a" }) });
+    const env = { IAAS_PROJECT: "team-b" };
+    expect(resolveConfig({ flagUrl: undefined, flagProject: "team-c", env, homedir: HOME, readFile })).toMatchObject({ project: "team-c", projectSource: "--project" });
+    expect(resolveConfig({ flagUrl: undefined, env, homedir: HOME, readFile })).toMatchObject({ project: "team-b", projectSource: "IAAS_PROJECT" });
+    expect(resolveConfig({ flagUrl: undefined, env: { IAAS_PROJECT: " " }, homedir: HOME, readFile })).toMatchObject({ project: "team-a", projectSource: "config file" });
+    expect(resolveConfig({ flagUrl: undefined, env: {}, homedir: HOME, readFile: files({}) })).toMatchObject({ project: null, projectSource: null });
+    const id = "5a6b7c8d-0000-4000-8000-00000000000c";
+    expect(resolveConfig({ flagUrl: undefined, flagProject: id, env: {}, homedir: HOME, readFile: files({}) })).toMatchObject({ project: id });
+  });
+
+  it("refuses a project that is neither a project name nor an id, naming where it came from (exit 2)", () => {
+    const readFile = files({ [DEFAULT_FILE]: JSON.stringify({ project: "Team A" }) });
+    expect(() => resolveConfig({ flagUrl: undefined, env: {}, homedir: HOME, readFile })).toThrow(`invalid project 'Team A' (from ${DEFAULT_FILE})`);
+    expect(() => resolveConfig({ flagUrl: undefined, env: { IAAS_PROJECT: "a\r\nx: y" }, homedir: HOME, readFile: files({}) })).toThrow(/\(from IAAS_PROJECT\)/);
+    expect(() => resolveConfig({ flagUrl: undefined, flagProject: "-a", env: {}, homedir: HOME, readFile: files({}) })).toThrow(/\(from --project\)/);
+  });
+
   it("reads the config file named by IAAS_CONFIG", () => {
     const env = { IAAS_CONFIG: "/etc/iaas.json" };
     expect(configFilePath(env, HOME)).toBe("/etc/iaas.json");

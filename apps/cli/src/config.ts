@@ -1,19 +1,23 @@
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { looksLikeUuid, ProjectName } from "@iaas/contracts";
 import { usageError } from "./CliError.js";
 
 export const DEFAULT_API_URL = "http://127.0.0.1:8080";
 
-/** `~/.config/iaas/config.json` (or `$IAAS_CONFIG`): both members optional. */
+/** `~/.config/iaas/config.json` (or `$IAAS_CONFIG`): every member optional (`iaas login` writes it). */
 export const ConfigFile = z.object({
   url: z.string().min(1).optional(),
   token: z.string().min(1).optional(),
+  /** The project to act in (sent as `X-Iaas-Project`). */
+  project: z.string().min(1).optional(),
 });
 export type ConfigFile = z.infer<typeof ConfigFile>;
 
 export type UrlSource = "--url" | "IAAS_URL" | "config file" | "default";
-export type TokenSource = "IAAS_TOKEN" | "config file";
+export type TokenSource = "--token" | "IAAS_TOKEN" | "config file";
+export type ProjectSource = "--project" | "IAAS_PROJECT" | "config file";
 
 export interface ResolvedConfig {
   /** Base URL of the API, without a trailing slash. */
@@ -21,6 +25,9 @@ export interface ResolvedConfig {
   urlSource: UrlSource;
   token: string | null;
   tokenSource: TokenSource | null;
+  /** The project to act in (name or id), sent as `X-Iaas-Project`; null: none (the token's, or `default`). */
+  project: string | null;
+  projectSource: ProjectSource | null;
   /** The config file consulted (whether or not it exists). */
   configPath: string;
   configFound: boolean;
@@ -28,6 +35,7 @@ export interface ResolvedConfig {
 
 export interface ConfigInputs {
   flagUrl: string | undefined;
+  flagProject?: string | undefined;
   env: Readonly<Record<string, string | undefined>>;
   homedir: string;
   /** Reads a file as UTF-8; null when it does not exist. */
@@ -41,8 +49,9 @@ export function configFilePath(env: Readonly<Record<string, string | undefined>>
 }
 
 /**
- * Resolves the API URL and token. URL: `--url`, then `IAAS_URL`, then the config file, then
- * http://127.0.0.1:8080. Token: `IAAS_TOKEN`, then the config file.
+ * Resolves the API URL, token and project. URL: `--url`, then `IAAS_URL`, then the config file,
+ * then http://127.0.0.1:8080. Token: `IAAS_TOKEN`, then the config file. Project: `--project`,
+ * then `IAAS_PROJECT`, then the config file, else none (the API picks the token's, or `default`).
  */
 export function resolveConfig(inputs: ConfigInputs): ResolvedConfig {
   const read = inputs.readFile ?? readFileIfExists;
@@ -69,11 +78,21 @@ export function resolveConfig(inputs: ConfigInputs): ResolvedConfig {
   if (envToken !== undefined) [token, tokenSource] = [envToken, "IAAS_TOKEN"];
   else if (file.token !== undefined) [token, tokenSource] = [file.token, "config file"];
 
+  const flagProject = nonEmpty(inputs.flagProject);
+  const envProject = nonEmpty(inputs.env.IAAS_PROJECT);
+  let project: string | null = null;
+  let projectSource: ProjectSource | null = null;
+  if (flagProject !== undefined) [project, projectSource] = [flagProject, "--project"];
+  else if (envProject !== undefined) [project, projectSource] = [envProject, "IAAS_PROJECT"];
+  else if (file.project !== undefined) [project, projectSource] = [file.project.trim(), "config file"];
+
   return {
     url: normalizeApiUrl(url, urlSource === "config file" ? `${configPath}` : urlSource),
     urlSource,
     token,
     tokenSource,
+    project: project === null ? null : checkProjectRef(project, projectSource === "config file" ? configPath : (projectSource ?? "--project")),
+    projectSource,
     configPath,
     configFound: text !== null,
   };
@@ -93,6 +112,53 @@ export function normalizeApiUrl(raw: string, source: string): string {
   return parsed.toString().replace(/\/+$/, "");
 }
 
+/** Checks a project reference (a project name, or a project id) before it goes into a header. */
+export function checkProjectRef(ref: string, source: string): string {
+  if (ProjectName.safeParse(ref).success || looksLikeUuid(ref)) return ref;
+  throw usageError(
+    `invalid project '${ref}' (from ${source}): a project name is 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit`,
+    "list the projects with `iaas project list`",
+  );
+}
+
+/**
+ * The config file as a JSON object, to update some members and keep the rest ({} when it does not
+ * exist). Refuses a file that is not a JSON object rather than overwrite what it holds.
+ */
+export function readConfigObject(file: string, readFile: (file: string) => string | null = readFileIfExists): Record<string, unknown> {
+  const text = readFile(file);
+  if (text === null) return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw usageError(`config file ${file} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, "fix or remove it, then log in again");
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw usageError(`config file ${file} is not a JSON object`, "fix or remove it, then log in again");
+  }
+  return json as Record<string, unknown>;
+}
+
+/**
+ * Writes the config file readable by its owner only (mode 0600, its directory 0700 when created):
+ * to a temporary file beside it, then renamed into place, so a reader never sees half a file.
+ */
+export function writeConfigFile(file: string, config: Record<string, unknown>): void {
+  const dir = path.dirname(file);
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    rmSync(temp, { force: true });
+    writeFileSync(temp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+    chmodSync(temp, 0o600);
+    renameSync(temp, file);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw usageError(`cannot write config file ${file}: ${err instanceof Error ? err.message : String(err)}`, "set IAAS_CONFIG to a file you can write");
+  }
+}
+
 function parseConfigFile(text: string, file: string): ConfigFile {
   let json: unknown;
   try {
@@ -103,7 +169,7 @@ function parseConfigFile(text: string, file: string): ConfigFile {
   const parsed = ConfigFile.safeParse(json);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-    throw usageError(`config file ${file} is invalid: ${issues}`, 'expected {"url": "http://…", "token": "…"}');
+    throw usageError(`config file ${file} is invalid: ${issues}`, 'expected {"url": "http://…", "token": "…", "project": "…"} (all optional)');
   }
   return parsed.data;
 }

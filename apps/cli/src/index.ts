@@ -3,8 +3,12 @@ export type { CliDeps } from "./commands/CommandContext.js";
 export { CliError } from "./CliError.js";
 export {
   ApiClient,
+  HostDrained,
   PortAccepted,
+  VmPlan,
+  Whoami,
   type ApiClientOptions,
+  type AuditFilter,
   type ExportInput,
   type ImageCreated,
   type ImageCreateInput,
@@ -12,6 +16,8 @@ export {
   type NetworkCreateInput,
   type NicInput,
   type PortForwardInput,
+  type ProjectQuotaInput,
+  type TokenCreateInput,
   type UploadAnswer,
   type VmCreateInput,
   type VmProbeInput,

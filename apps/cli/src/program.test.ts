@@ -23,7 +23,7 @@ async function serve(handler: ScriptedHandler): Promise<ScriptedServer> {
   return server;
 }
 
-async function iaas(argv: string[], url: string, env: Record<string, string> = {}): Promise<Run> {
+async function iaas(argv: string[], url: string, env: Record<string, string> = {}, files: Record<string, string> = {}): Promise<Run> {
   const stdout = new FakeWriter();
   const stderr = new FakeWriter();
   const code = await runCli(argv, {
@@ -31,6 +31,7 @@ async function iaas(argv: string[], url: string, env: Record<string, string> = {
     stdout,
     stderr,
     homedir: "/nonexistent-home",
+    readFile: (file) => files[file] ?? null,
     retryDelaysMs: [5],
     reconnectDelaysMs: [5],
     now: () => new Date("2025-01-01T00:01:00.000Z"),
@@ -155,8 +156,17 @@ describe("iaas errors and exit codes", () => {
     expect(run.code).toBe(5);
     expect(s.requests[0]?.headers.authorization).toBe("Bearer s3cret");
     expect(run.stderr).toBe(
-      `error: the IaaS API at ${s.url} requires a valid token (401): missing or invalid token\nhint: the token in IAAS_TOKEN was not accepted; check it against the API's IAAS_API_TOKEN\n`,
+      `error: the IaaS API at ${s.url} requires a valid token (401): missing or invalid token\nhint: the token in IAAS_TOKEN was not accepted (or its role does not allow this); check it with \`iaas whoami\`, or ask an admin for a new one (\`iaas token create\`)\n`,
     );
+    expect(run.stderr).not.toContain("IAAS_API_TOKEN");
+  });
+
+  it("names the config file in the hint when its token is refused", async () => {
+    const s = await serve((_req, res) => sendProblem(res, 401, "UNAUTHORIZED", "the API token is not valid", null));
+    const run = await iaas(["vm", "list"], s.url, { IAAS_CONFIG: "/etc/iaas.json" }, { "/etc/iaas.json": '{"token": "t0k"}' });
+    expect(run.code).toBe(5);
+    expect(s.requests[0]?.headers.authorization).toBe("Bearer t0k");
+    expect(run.stderr).toContain("hint: the token in /etc/iaas.json was not accepted (or its role does not allow this); check it with `iaas whoami`, or log in again (`iaas login`)\n");
   });
 
   it("exits 2 on usage errors and 0 on --help, which documents exit codes and variables", async () => {
@@ -172,6 +182,31 @@ describe("iaas errors and exit codes", () => {
     expect(help.stdout).toContain("Exit codes:");
     expect(help.stdout).toContain("IAAS_TOKEN");
     expect(help.stdout).toContain("4    --timeout passed while waiting");
+  });
+
+  it("documents projects, tokens and roles in --help: IAAS_PROJECT, a Security paragraph and 403 under exit code 5", async () => {
+    const url = await refusedUrl();
+    const help = (await iaas(["--help"], url)).stdout;
+    expect(help).toContain("IAAS_PROJECT  project to act in");
+    expect(help).toContain('{"url": "...", "token": "...", "project": "..."}');
+    expect(help).toMatch(/\nSecurity:\n {2}The API wants an API token: `iaas login --url URL --token T`/);
+    expect(help).toContain("Roles: viewer reads; operator also creates");
+    expect(help).toMatch(/5 {4}the API is unreachable, or refused the credentials \(401: no valid token\) or the request\n {7}\(403 forbidden/);
+    expect(help).toContain("project quota exceeded");
+    expect(help).toContain("--project <name>");
+    for (const group of ["login", "whoami", "token", "project", "audit"]) expect(help).toMatch(new RegExp(`\\n  ${group}\\b`));
+    for (const [argv, example] of [
+      [["token", "--help"], "iaas token create ci --role operator --project team-a --expires 90d"],
+      [["project", "--help"], "iaas project set-quota team-a --vms 10 --vcpus 16 --memory 32G --disk 500G"],
+      [["audit", "list", "--help"], "iaas audit list --outcome denied --since 7d"],
+      [["login", "--help"], "iaas login --url http://127.0.0.1:8080 --token \"$TOKEN\" --project team-a"],
+      [["host", "--help"], "iaas host drain hv2"],
+      [["image", "set-public", "--help"], "iaas image set-public deb12"],
+    ] as const) {
+      const run = await iaas([...argv], url);
+      expect(run.code, argv.join(" ")).toBe(0);
+      expect(run.stdout, argv.join(" ")).toContain(example);
+    }
   });
 
   it("lists the network commands and the networking workflow in --help", async () => {
@@ -238,6 +273,35 @@ describe("iaas commands", () => {
     expect(run.stdout).toContain(`would be placed on host hv1 (${HOST_ID})`);
     expect(run.stdout).toContain("* hv1  yes   0.30   -");
     expect(JSON.parse(s.requests.find((r) => r.method === "POST")?.body.toString() ?? "")).toMatchObject({ dryRun: true });
+    expect(run.stdout).not.toContain("quota");
+  });
+
+  it("prints the project's quota verdict of vm create --dry-run when the API gives one", async () => {
+    let quota: string[] = [];
+    const s = await serve((req, res) => {
+      if (req.path === "/v1/hosts") return sendJson(res, 200, { items: [makeHost()] });
+      const plan = { dryRun: true, name: "web2", imageId: IMAGE_ID, cpus: 1, memoryBytes: 512 * 1024 ** 2, diskBytes: 2 * 1024 ** 3, quota };
+      sendJson(res, 200, { ...plan, placement: { hostId: HOST_ID, candidates: [{ hostId: HOST_ID, fits: true, reasons: [], score: 0.3 }] } });
+    });
+    const fits = await iaas(["--project", "team-a", "vm", "create", "web2", "--image", "deb12", "--dry-run"], s.url);
+    expect(fits.code).toBe(0);
+    expect(fits.stdout).toContain("nothing was created (dry run)\nquota: fits the project's quotas\n\nHOST");
+    expect(s.requests.every((r) => r.headers["x-iaas-project"] === "team-a")).toBe(true);
+    quota = ["project 'team-a' would use 11 VMs, its quota is 10", "project 'team-a' would use 34 GiB memory, its quota is 32 GiB"];
+    const over = await iaas(["vm", "create", "web2", "--image", "deb12", "--dry-run"], s.url);
+    expect(over.code).toBe(0);
+    expect(over.stdout).toContain(
+      [
+        "nothing was created (dry run)",
+        "quota: the project's quotas would refuse it (QUOTA_EXCEEDED):",
+        "  - project 'team-a' would use 11 VMs, its quota is 10",
+        "  - project 'team-a' would use 34 GiB memory, its quota is 32 GiB",
+        "",
+        "HOST",
+      ].join("\n"),
+    );
+    const asJson = await iaas(["vm", "create", "web2", "--image", "deb12", "--dry-run", "-o", "json"], s.url);
+    expect(JSON.parse(asJson.stdout).quota).toEqual(quota);
   });
 
   it("refuses to import a file that does not exist, before creating anything", async () => {

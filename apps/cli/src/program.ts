@@ -4,14 +4,18 @@ import { z } from "zod";
 import { ExitCode } from "@iaas/contracts";
 import { CliError } from "./CliError.js";
 import { DEFAULT_API_URL } from "./config.js";
+import { registerAuditCommands } from "./commands/audit.js";
+import { registerAuthCommands } from "./commands/auth.js";
 import { registerBackupCommands } from "./commands/backup.js";
-import { CommandContext, type CliDeps } from "./commands/CommandContext.js";
+import { CommandContext, type CliDeps, type ContextFactory } from "./commands/CommandContext.js";
 import { registerExportCommands } from "./commands/export.js";
 import { globalOptions, repeatGlobalOptions } from "./commands/globalOptions.js";
 import { registerHostCommands } from "./commands/host.js";
 import { registerImageCommands } from "./commands/image.js";
 import { registerJobCommands } from "./commands/job.js";
 import { registerNetworkCommands } from "./commands/network.js";
+import { registerProjectCommands } from "./commands/project.js";
+import { registerTokenCommands } from "./commands/token.js";
 import { registerVmCommands } from "./commands/vm.js";
 import { Output } from "./output/Output.js";
 
@@ -19,7 +23,20 @@ const HELP_AFTER = `
 Environment:
   IAAS_URL      API base URL (--url wins; then IAAS_URL, the config file, ${DEFAULT_API_URL})
   IAAS_TOKEN    API token, sent as "Authorization: Bearer <token>" (wins over the config file)
-  IAAS_CONFIG   config file (default ~/.config/iaas/config.json): {"url": "...", "token": "..."}
+  IAAS_PROJECT  project to act in, sent as "X-Iaas-Project: <name>" (--project wins; then
+                IAAS_PROJECT, the config file; else the token's project, or "default")
+  IAAS_CONFIG   config file (default ~/.config/iaas/config.json), written by \`iaas login\`:
+                {"url": "...", "token": "...", "project": "..."}
+
+Security:
+  The API wants an API token: \`iaas login --url URL --token T\` checks one and saves it
+  (mode 0600); \`iaas whoami\` shows who you are. Roles: viewer reads; operator also creates and
+  changes VMs, images, networks and backups; admin also manages hosts, projects, quotas and
+  tokens (\`iaas token create NAME --role R [--project P] [--expires 30d]\`; the secret is
+  shown once) and reads the audit trail (\`iaas audit list\`). Everything lives in a project
+  ("default" unless --project/IAAS_PROJECT says otherwise); a token scoped to a project sees only
+  it. Projects may have quotas (\`iaas project set-quota\`); public images (\`iaas image
+  set-public\`) are shared by every project.
 
 Jobs:
   Every change is a job. Without --wait a command prints the job id and returns; with --wait it
@@ -57,13 +74,18 @@ Exit codes:
   1    the job failed or was cancelled
   2    usage or validation error
   3    not found, or conflict (name taken, VM busy, image or network in use, address or port
-       taken, ...)
+       taken, project quota exceeded, ...)
   4    --timeout passed while waiting; the job is still running (iaas job wait <id>), or the
        condition of \`vm wait\` did not hold in time
-  5    the API is unreachable, or refused the credentials (401/403)
+  5    the API is unreachable, or refused the credentials (401: no valid token) or the request
+       (403 forbidden: the token's role or project does not allow it)
   130  interrupted (Ctrl-C); jobs keep running
 
 Examples:
+  iaas login --url https://iaas.example.org --token iaas_1a2b3c4d_… --project team-a
+  iaas token create ci --role operator --project team-a --expires 90d
+  iaas project set-quota team-a --vms 10 --memory 32G --disk 500G
+  iaas --project team-a vm list
   iaas image import deb12 --file debian-12.qcow2 --wait
   iaas image import alpine --url https://example.org/alpine.qcow2 --dedupe --wait
   iaas image export deb12 --format vmdk --to deb12.vmdk
@@ -102,7 +124,8 @@ export function buildProgram(deps: CliDeps): Command {
     .addHelpText("after", HELP_AFTER);
   for (const option of globalOptions()) program.addOption(option.long === "--output" ? option.default("table") : option);
 
-  const ctxOf = (command: Command): CommandContext => new CommandContext(deps, command);
+  const ctxOf: ContextFactory = (command, target) => new CommandContext(deps, command, target);
+  registerAuthCommands(program, ctxOf, deps);
   registerVmCommands(program, ctxOf);
   registerImageCommands(program, ctxOf);
   registerNetworkCommands(program, ctxOf);
@@ -110,6 +133,9 @@ export function buildProgram(deps: CliDeps): Command {
   registerExportCommands(program, ctxOf);
   registerJobCommands(program, ctxOf);
   registerHostCommands(program, ctxOf);
+  registerProjectCommands(program, ctxOf);
+  registerTokenCommands(program, ctxOf);
+  registerAuditCommands(program, ctxOf);
   repeatGlobalOptions(program);
   return program;
 }

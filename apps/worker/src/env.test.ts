@@ -18,6 +18,14 @@ describe("parseWorkerEnv", () => {
     expect(() => parseWorkerEnv({ ...base, IAAS_DATA_DIR: `/tmp/${"x".repeat(80)}` })).toThrow(/IAAS_DATA_DIR.*107-byte/);
   });
 
+  it("takes IAAS_QEMU_USER as a user name or '' (QEMU stays root), refusing anything else", () => {
+    expect(parseWorkerEnv(base).IAAS_QEMU_USER).toBeUndefined();
+    expect(parseWorkerEnv({ ...base, IAAS_QEMU_USER: "" }).IAAS_QEMU_USER).toBe("");
+    expect(parseWorkerEnv({ ...base, IAAS_QEMU_USER: "iaas-qemu" }).IAAS_QEMU_USER).toBe("iaas-qemu");
+    expect(() => parseWorkerEnv({ ...base, IAAS_QEMU_USER: "a b" })).toThrow(/IAAS_QEMU_USER/);
+    expect(() => parseWorkerEnv({ ...base, IAAS_QEMU_USER: "--reuid=0" })).toThrow(/IAAS_QEMU_USER/);
+  });
+
   it("refuses a host id with characters unsafe in queue names", () => {
     expect(() => parseWorkerEnv({ ...base, IAAS_HOST_ID: "host:1" })).toThrow(/IAAS_HOST_ID/);
   });

@@ -26,6 +26,14 @@ const WorkerEnv = z.object({
   IAAS_MONITOR_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
   IAAS_QEMU_BINARY: z.string().default("qemu-system-x86_64"),
   IAAS_QEMU_IMG_BINARY: z.string().default("qemu-img"),
+  /**
+   * The unprivileged account a root worker runs QEMU as (default `nobody`); '' keeps QEMU as root.
+   * A worker that is not root runs QEMU as itself and refuses a value here.
+   */
+  IAAS_QEMU_USER: z
+    .string()
+    .regex(/^$|^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}\$?$/, "IAAS_QEMU_USER must name a user (e.g. nobody), or be empty to keep QEMU as root")
+    .optional(),
   /** Schedulable vCPUs per core. */
   IAAS_CPU_ALLOCATION_RATIO: z.coerce.number().positive().default(4),
   /** Override the capacity this host advertises (e.g. 16, 8G, 100G). */

@@ -4,7 +4,7 @@ import os from "node:os";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { configError, hostQueueName, parseSize } from "@iaas/contracts";
+import { configError, hostQueueName, LOG_REDACT_CENSOR, LOG_REDACT_PATHS, parseSize } from "@iaas/contracts";
 import { createPrismaClient, finishJob } from "@iaas/db";
 import { detectAccelerator, QemuImg, qemuVersion } from "@iaas/hypervisor";
 import { parseWorkerEnv } from "./env.js";
@@ -17,6 +17,7 @@ import { JobRunner, type QueueJobData } from "./jobs/JobRunner.js";
 import { ConsoleTailer } from "./vm/ConsoleTailer.js";
 import { VmMonitor } from "./vm/VmMonitor.js";
 import { VmRuntime } from "./vm/VmRuntime.js";
+import { qemuUserFromSetting } from "./vm/qemuUserPolicy.js";
 import { detectHostNetwork } from "./net/detectHostNetwork.js";
 import { HostNetwork } from "./net/HostNetwork.js";
 import { NetRunner } from "./net/NetRunner.js";
@@ -31,7 +32,7 @@ function allowList(text: string | undefined) {
 
 async function main(): Promise<void> {
   const env = parseWorkerEnv(process.env);
-  const log = pino({ level: env.LOG_LEVEL, base: { service: "worker", hostId: env.IAAS_HOST_ID } });
+  const log = pino({ level: env.LOG_LEVEL, base: { service: "worker", hostId: env.IAAS_HOST_ID }, redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACT_CENSOR } });
   await mkdir(env.IAAS_DATA_DIR, { recursive: true });
   await mkdir(env.IAAS_IMAGE_STORE, { recursive: true });
 
@@ -42,6 +43,11 @@ async function main(): Promise<void> {
       throw new Error(`cannot run ${env.IAAS_QEMU_BINARY}: ${(err as Error).message}; install QEMU (apt-get install qemu-system-x86 qemu-utils) or set IAAS_QEMU_BINARY`);
     },
   );
+  const qemuUser = await qemuUserFromSetting(env.IAAS_QEMU_USER, {
+    isRoot: process.getuid?.() === 0,
+    accelerator,
+    dirs: { IAAS_DATA_DIR: env.IAAS_DATA_DIR, IAAS_IMAGE_STORE: env.IAAS_IMAGE_STORE },
+  });
   const db = createPrismaClient(env.DATABASE_URL);
   const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
   const capacity = await measureHost({
@@ -59,7 +65,7 @@ async function main(): Promise<void> {
     { id: env.IAAS_HOST_ID, name: env.IAAS_HOST_NAME ?? os.hostname(), accelerator, qemuVersion: version, ...capacity, network: networkInfo },
     log,
   );
-  const network = new HostNetwork(db, netRunner, env.IAAS_HOST_ID, env.IAAS_DATA_DIR, networkInfo, log.child({ component: "network" }), env.IAAS_HOST_OFFLINE_SECONDS);
+  const network = new HostNetwork(db, netRunner, env.IAAS_HOST_ID, env.IAAS_DATA_DIR, networkInfo, log.child({ component: "network" }), env.IAAS_HOST_OFFLINE_SECONDS, qemuUser);
   // Reconcile the host's networking with Postgres before the host shows up as online (bridges,
   // taps, dnsmasq, rules: a reboot or a crash may have lost them).
   await network.sync("worker start", true).catch((err: unknown) => {
@@ -67,11 +73,21 @@ async function main(): Promise<void> {
   });
   await registration.register();
   registration.start(env.IAAS_HEARTBEAT_SECONDS * 1000);
-  log.info({ accelerator, qemu: version, ...capacity, network: { mode: networkInfo.mode, address: networkInfo.address, notes: networkInfo.notes } }, `host ${env.IAAS_HOST_ID} registered`);
+  log.info(
+    {
+      accelerator,
+      qemu: version,
+      // QEMU always runs under its seccomp sandbox; on a root worker also as this unprivileged user.
+      qemuUser: qemuUser === null ? `the worker's own (uid ${String(process.getuid?.())})` : `${qemuUser.name} (uid ${qemuUser.uid})`,
+      ...capacity,
+      network: { mode: networkInfo.mode, address: networkInfo.address, notes: networkInfo.notes },
+    },
+    `host ${env.IAAS_HOST_ID} registered`,
+  );
 
   const services: WorkerServices = {
     db,
-    runtime: new VmRuntime({ dataDir: env.IAAS_DATA_DIR, qemuBinary: env.IAAS_QEMU_BINARY, accelerator, runner: netRunner }),
+    runtime: new VmRuntime({ dataDir: env.IAAS_DATA_DIR, qemuBinary: env.IAAS_QEMU_BINARY, accelerator, runner: netRunner, qemuUser }),
     qemuImg: new QemuImg({ binary: env.IAAS_QEMU_IMG_BINARY }),
     consoles: new ConsoleTailer(redis, env.IAAS_QUEUE_PREFIX),
     hostId: env.IAAS_HOST_ID,

@@ -33,6 +33,11 @@ export const ErrorCode = z.enum([
   "JOB_CANCELLED",
   "SERVICE_UNAVAILABLE",
   "UNAUTHORIZED",
+  // HTTP hardening (apps/api/src/http): body type and size, cross-site/rebinding checks, rate limits.
+  "UNSUPPORTED_MEDIA_TYPE",
+  "REQUEST_TOO_LARGE",
+  "FORBIDDEN_ORIGIN",
+  "RATE_LIMITED",
   "SUBNET_CONFLICT",
   "NETWORK_IN_USE",
   "ADDRESS_TAKEN",
@@ -41,6 +46,8 @@ export const ErrorCode = z.enum([
   "WAIT_TIMEOUT",
   "BACKUP_IN_USE",
   "BACKUP_CORRUPT",
+  "FORBIDDEN",
+  "QUOTA_EXCEEDED",
   "INTERNAL",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -93,6 +100,8 @@ export function httpStatusFor(code: ErrorCode): number {
       return 502;
     case "UNAUTHORIZED":
       return 401;
+    case "FORBIDDEN":
+      return 403;
     case "NOT_FOUND":
       return 404;
     case "NAME_TAKEN":
@@ -106,6 +115,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case "ADDRESS_TAKEN":
     case "PORT_TAKEN":
     case "BACKUP_IN_USE":
+    case "QUOTA_EXCEEDED":
       return 409;
     case "BACKUP_CORRUPT":
       return 422;
@@ -123,6 +133,14 @@ export function httpStatusFor(code: ErrorCode): number {
       return 500;
     case "WAIT_TIMEOUT":
       return 504;
+    case "UNSUPPORTED_MEDIA_TYPE":
+      return 415;
+    case "REQUEST_TOO_LARGE":
+      return 413;
+    case "FORBIDDEN_ORIGIN":
+      return 403;
+    case "RATE_LIMITED":
+      return 429;
   }
 }
 

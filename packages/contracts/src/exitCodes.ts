@@ -46,12 +46,23 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "ADDRESS_TAKEN":
     case "PORT_TAKEN":
     case "BACKUP_IN_USE":
+    case "QUOTA_EXCEEDED":
       return ExitCode.NOT_FOUND_OR_CONFLICT;
+    // A body that is not JSON or too large is the caller's mistake: a usage error, like a bad field.
+    case "UNSUPPORTED_MEDIA_TYPE":
+    case "REQUEST_TOO_LARGE":
+      return ExitCode.USAGE;
+    // Refused before any work was done, like a 401/403 or a 503: the API will not serve this
+    // client (a foreign Origin or Host), or not right now (rate limit; retry after Retry-After).
+    case "FORBIDDEN_ORIGIN":
+    case "RATE_LIMITED":
+      return ExitCode.UNREACHABLE;
     case "WAIT_TIMEOUT":
       return ExitCode.WAIT_TIMEOUT;
     case "HOST_OFFLINE":
     case "SERVICE_UNAVAILABLE":
     case "UNAUTHORIZED":
+    case "FORBIDDEN":
       return ExitCode.UNREACHABLE;
     case "QEMU_FAILED":
     case "QEMU_IMG_FAILED":

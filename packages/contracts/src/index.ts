@@ -6,6 +6,8 @@ export * from "./networks.js";
 export * from "./resources.js";
 export * from "./snapshots.js";
 export * from "./backups.js";
+export * from "./security.js";
 export * from "./jobs.js";
 export * from "./exitCodes.js";
 export * from "./env.js";
+export * from "./logRedaction.js";

@@ -241,6 +241,9 @@ export const Job = z.object({
   maxAttempts: z.number().int(),
   timeoutMs: z.number().int(),
   idempotencyKey: z.string().nullable(),
+  /** The project the job belongs to, and who asked for it (token name and id, request id). */
+  projectId: z.string().optional(),
+  actor: z.object({ name: z.string(), tokenId: z.string().nullable(), requestId: z.string().nullable() }).nullable().optional(),
   createdAt: z.string(),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),

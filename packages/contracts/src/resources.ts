@@ -215,6 +215,8 @@ export const VmCreateDryRun = z.object({
   memoryBytes: z.number(),
   diskBytes: z.number(),
   placement: Placement,
+  /** Why the project's quotas would refuse it (empty: it fits). */
+  quota: z.array(z.string()),
 });
 export type VmCreateDryRun = z.infer<typeof VmCreateDryRun>;
 

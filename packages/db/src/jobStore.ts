@@ -112,6 +112,15 @@ export interface JobSpec<T extends JobType = JobType> {
   vmId?: string;
   imageId?: string;
   targetName: string;
+  /** The project the job belongs to (default: `default`). */
+  projectId?: string;
+}
+
+/** Who asked for a job: a token (name and id) and the request. */
+export interface JobActor {
+  name: string;
+  tokenId: string | null;
+  requestId: string | null;
 }
 
 /** Writes a job row and its first event. Timeout and attempts come from the job catalog. */
@@ -119,7 +128,7 @@ export async function createJobRow(
   tx: Prisma.TransactionClient,
   jobId: string,
   spec: JobSpec,
-  request: { idempotencyKey?: string | undefined; hash?: string },
+  request: { idempotencyKey?: string | undefined; hash?: string; actor?: JobActor },
 ): Promise<Job> {
   const entry = JobCatalog[spec.type];
   const job = await tx.job.create({
@@ -135,6 +144,10 @@ export async function createJobRow(
       timeoutMs: entry.timeoutMs,
       idempotencyKey: request.idempotencyKey ?? null,
       requestHash: request.hash ?? null,
+      ...(spec.projectId !== undefined ? { projectId: spec.projectId } : {}),
+      actorName: request.actor?.name ?? null,
+      actorTokenId: request.actor?.tokenId ?? null,
+      requestId: request.actor?.requestId ?? null,
     },
   });
   const eventSeq = await appendJobEvent(tx, jobId, { type: "state", state: "queued", message: `${entry.title} '${spec.targetName}' queued on host ${spec.hostId}` });

@@ -2,6 +2,8 @@ import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { IaasError } from "@iaas/contracts";
+import { QEMU_SANDBOX } from "./qemuArgv.js";
+import { runAsArgv, type QemuUser } from "./qemuUser.js";
 import { QmpClient, type QmpEvent } from "./qmpClient.js";
 
 /** Name of the persistent dirty bitmap that counts a VM disk's changes since its last backup. */
@@ -151,22 +153,41 @@ function waitForBlockJobEnd(qmp: QmpClient, jobId: string): { promise: Promise<Q
   };
 }
 
+export interface BlockNodeOptions {
+  binary: string;
+  disk: string;
+  qmpSocket: string;
+  node: string;
+  signal?: AbortSignal;
+  /**
+   * Run QEMU as this unprivileged user (a root worker's IAAS_QEMU_USER): it then needs read-write
+   * access to the disk, write access to the socket's directory and to block job targets.
+   */
+  user?: QemuUser;
+}
+
 /**
  * Opens a disk no VM runs in a QEMU without a machine (`-machine none`), so block jobs (an
  * incremental backup from the disk's dirty bitmap) run on a stopped VM's disk as on a running
- * one's; `quit` at the end writes the persistent bitmaps back into the qcow2.
+ * one's; `quit` at the end writes the persistent bitmaps back into the qcow2. This QEMU parses a
+ * guest-written qcow2 like a VM's, so it is confined the same way: the seccomp sandbox, the
+ * unprivileged user when given, and an environment without the worker's secrets.
  */
-export async function withBlockNode<T>(
-  opts: { binary: string; disk: string; qmpSocket: string; node: string; signal?: AbortSignal },
-  fn: (qmp: QmpClient) => Promise<T>,
-): Promise<T> {
+export async function withBlockNode<T>(opts: BlockNodeOptions, fn: (qmp: QmpClient) => Promise<T>): Promise<T> {
   const argv = [
+    ...(opts.user !== undefined ? runAsArgv(opts.user) : []),
+    opts.binary,
     "-machine", "none", "-nodefaults", "-display", "none", "-S",
-    "-qmp", `unix:${opts.qmpSocket},server=on,wait=off`,
+    "-sandbox", QEMU_SANDBOX,
+    "-qmp", `unix:${opts.qmpSocket.replaceAll(",", ",,")},server=on,wait=off`,
     "-blockdev", `driver=file,filename=${opts.disk.replaceAll(",", ",,")},node-name=file-${opts.node}`,
     "-blockdev", `driver=qcow2,file=file-${opts.node},node-name=${opts.node}`,
   ];
-  const child = spawn(opts.binary, argv, { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(argv[0] ?? opts.binary, argv.slice(1), {
+    cwd: "/",
+    env: { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr = (stderr + c).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -1,5 +1,7 @@
 export * from "./run.js";
 export * from "./qemuArgv.js";
+export * from "./qemuUser.js";
+export * from "./launchQemu.js";
 export * from "./qmpClient.js";
 export * from "./qmpJob.js";
 export * from "./driveBackup.js";

@@ -44,20 +44,31 @@ async function procState(pid: number): Promise<string | null> {
   }
 }
 
-/**
- * Whether a process with this pid exists (signal 0: ESRCH → no, EPERM → yes, someone else's).
- * A zombie (exited, not yet reaped by its parent) counts as dead.
- */
-export async function isProcessAlive(pid: number): Promise<boolean> {
-  if (!Number.isSafeInteger(pid) || pid < 1) return false;
+/** Signal 0: false for ESRCH, true when the pid exists (EPERM: someone else's). */
+function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
+    return true;
   } catch (err) {
     const code = errnoCode(err);
     if (code === "ESRCH") return false;
     if (code !== "EPERM") throw err;
+    return true;
   }
-  return (await procState(pid)) !== "Z";
+}
+
+/**
+ * Whether a process with this pid exists (signal 0: ESRCH → no, EPERM → yes, someone else's).
+ * A zombie (exited, not yet reaped by its parent) counts as dead, and so does one reaped while
+ * this looked (QEMU is the worker's child: the worker reaps it as soon as it exits).
+ */
+export async function isProcessAlive(pid: number): Promise<boolean> {
+  if (!Number.isSafeInteger(pid) || pid < 1) return false;
+  if (!pidExists(pid)) return false;
+  const state = await procState(pid);
+  // No /proc entry: gone since the signal, unless /proc hides it (hidepid); ask again.
+  if (state === null) return pidExists(pid);
+  return state !== "Z";
 }
 
 /** argv of a running process from /proc/PID/cmdline, or null when it is gone or unreadable. */

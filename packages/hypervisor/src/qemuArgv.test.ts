@@ -5,6 +5,7 @@ import {
   escapeOptionValue,
   macFromUuid,
   parseOptionString,
+  QEMU_SANDBOX,
   QemuSpecError,
   type VmLaunchSpec,
 } from "./qemuArgv.js";
@@ -60,7 +61,7 @@ describe("buildQemuArgv", () => {
       "-nodefaults",
       "-no-user-config",
       "-display", "none",
-      "-daemonize",
+      "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
       "-pidfile", "/run/iaas/web-1.pid",
       "-chardev", "socket,id=qmp,path=/run/iaas/web-1.qmp,server=on,wait=off",
       "-mon", "chardev=qmp,mode=control",
@@ -71,6 +72,16 @@ describe("buildQemuArgv", () => {
       "-netdev", "user,id=net0",
       "-device", `virtio-net-pci,netdev=net0,id=nic0,mac=${mac}`,
     ]);
+  });
+
+  it("confines every VM with QEMU's seccomp sandbox, denying privilege changes, spawning, resource control and obsolete calls", () => {
+    for (const argv of [buildQemuArgv(spec()), buildQemuArgv(spec({ accelerator: "kvm", nics: [{ type: "tap", ifname: "itap-1", mac: "52:54:00:aa:bb:cc" }] }))]) {
+      expect(valuesOf(argv, "-sandbox")).toEqual(["on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]);
+      expect(valuesOf(argv, "-sandbox")).toEqual([QEMU_SANDBOX]);
+      // The sandbox kills -daemonize (fork, setsid) and -runas (setgid): the worker does both itself.
+      expect(argv).not.toContain("-daemonize");
+      expect(argv).not.toContain("-runas");
+    }
   });
 
   it("asks for KVM with a TCG fallback as two -accel options (QEMU 7.2 rejects -accel kvm:tcg)", () => {

@@ -188,9 +188,21 @@ function netdevArgs(nic: UserNic, index: number): string {
 }
 
 /**
- * The complete argv (program first) that launches a VM daemonized, with a pidfile, a QMP unix
- * socket, the serial console written to a file and one virtio-blk boot disk. Pure: it reads
- * nothing and throws QemuSpecError for a spec it cannot render safely.
+ * QEMU's seccomp sandbox, as libvirt and Proxmox confine QEMU: besides the default deny-list,
+ * obsolete system calls, set*uid/set*gid/setsid/setpgid (elevateprivileges), fork/vfork/execve and
+ * process-creating clone (spawn) and scheduler/affinity/rlimit changes (resourcecontrol) kill it.
+ *
+ * QEMU 7.2 installs the filter before it daemonizes or switches user, so `-daemonize` (fork,
+ * setsid) and `-runas` (setgid) are killed by this very filter: the caller starts QEMU detached
+ * itself (launchQemu) and drops privileges before QEMU runs (runAsArgv), as libvirt does.
+ */
+export const QEMU_SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/**
+ * The complete argv (program first) that launches a VM in the foreground under the seccomp
+ * sandbox (QEMU_SANDBOX), with a pidfile, a QMP unix socket, the serial console written to a file
+ * and one virtio-blk boot disk; launchQemu detaches it. Pure: it reads nothing and throws
+ * QemuSpecError for a spec it cannot render safely.
  */
 export function buildQemuArgv(spec: VmLaunchSpec): string[] {
   const binary = spec.binary ?? "qemu-system-x86_64";
@@ -238,7 +250,8 @@ export function buildQemuArgv(spec: VmLaunchSpec): string[] {
     "-nodefaults",
     "-no-user-config",
     "-display", "none",
-    "-daemonize",
+    // Not -daemonize: its fork and setsid are what the sandbox denies (see QEMU_SANDBOX).
+    "-sandbox", QEMU_SANDBOX,
     "-pidfile", pidfile,
     "-chardev", `socket,id=qmp,path=${qmp},server=on,wait=off`,
     "-mon", "chardev=qmp,mode=control",

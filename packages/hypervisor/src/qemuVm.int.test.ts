@@ -1,15 +1,16 @@
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { IaasError } from "@iaas/contracts";
+import { launchQemu } from "./launchQemu.js";
 import { buildQemuArgv, type VmLaunchSpec } from "./qemuArgv.js";
+import { resolveQemuUser, runAsArgv, type QemuUser } from "./qemuUser.js";
 import { QmpClient, type QmpEvent } from "./qmpClient.js";
 import { QemuImg } from "./qemuImg.js";
-import { isProcessAlive, isQemuProcess, readPidfile, waitForExit, waitForPidfile } from "./process.js";
-import { ProcessError, run } from "./run.js";
+import { isProcessAlive, isQemuProcess, readPidfile, waitForExit } from "./process.js";
 
 // Real QEMU under TCG. Each test gets its own short temp dir (unix socket paths must be < 108 bytes).
 
@@ -21,7 +22,11 @@ const clients: QmpClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
   for (const pid of pids.splice(0)) {
-    if (await isProcessAlive(pid)) process.kill(pid, "SIGKILL");
+    try {
+      if (await isProcessAlive(pid)) process.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
   }
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
@@ -48,13 +53,27 @@ function launchSpec(dir: string, over: Partial<VmLaunchSpec> = {}): VmLaunchSpec
   };
 }
 
-/** Launches QEMU daemonized and returns its pid once the pidfile names a live process. */
-async function launch(spec: VmLaunchSpec): Promise<number> {
-  await run(buildQemuArgv(spec), { timeoutMs: 15_000 });
-  const pid = await waitForPidfile(spec.pidfile, { timeoutMs: 5000 });
+/** Launches QEMU detached (as `user` when given) and returns its pid once it answers on QMP. */
+async function launch(spec: VmLaunchSpec, user?: QemuUser): Promise<number> {
+  const argv = [...(user !== undefined ? runAsArgv(user) : []), ...buildQemuArgv(spec)];
+  const pid = await launchQemu(argv, { pidfile: spec.pidfile, qmpSocket: spec.qmpSocket, logFile: join(dirname(spec.pidfile), "qemu.log"), timeoutMs: 15_000 });
   pids.push(pid);
   return pid;
 }
+
+/** The `Key:` lines of /proc/PID/status. */
+async function procStatus(pid: number): Promise<Record<string, string>> {
+  const text = await readFile(`/proc/${pid}/status`, "utf8");
+  return Object.fromEntries(text.split("\n").filter((l) => l.includes(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]));
+}
+
+/** The session id of a process (field 6 of /proc/PID/stat). */
+async function sessionOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+}
+
+const isRoot = process.getuid?.() === 0;
 
 async function connect(path: string): Promise<QmpClient> {
   const c = await QmpClient.connect(path, { timeoutMs: 5000 });
@@ -120,13 +139,15 @@ async function waitForSerial(path: string, text: string, timeoutMs: number): Pro
 }
 
 describe("a QEMU VM launched from buildQemuArgv (TCG)", () => {
-  it("runs daemonized, answers QMP, resets, and quits cleanly removing its pidfile", { timeout: 30_000 }, async () => {
+  it("runs detached, answers QMP, resets, and quits cleanly removing its pidfile", { timeout: 30_000 }, async () => {
     const dir = await tempDir();
     const spec = launchSpec(dir);
     await img.create(spec.diskPath, "qcow2", 1024 * 1024);
 
     const pid = await launch(spec);
     expect(await readPidfile(spec.pidfile)).toBe(pid);
+    // Its own session, as -daemonize gave it: the worker's process group and terminal are not its.
+    expect(await sessionOf(pid)).toBe(pid);
     expect(await isQemuProcess(pid, spec.name)).toBe(true);
     expect(await isQemuProcess(pid, "some-other-vm")).toBe(false);
 
@@ -197,14 +218,22 @@ describe("a QEMU VM launched from buildQemuArgv (TCG)", () => {
     await waitForExit(pid, { timeoutMs: 10_000 });
   });
 
-  it("fails before daemonizing, with QEMU's message, when the disk is missing", { timeout: 30_000 }, async () => {
+  it("fails with QEMU's message, leaving no process, when the disk is missing", { timeout: 30_000 }, async () => {
     const dir = await tempDir();
     const spec = launchSpec(dir, { diskPath: join(dir, "missing.qcow2") });
-    const err = await run(buildQemuArgv(spec), { timeoutMs: 15_000 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ProcessError);
-    expect((err as ProcessError).exitCode).not.toBe(0);
-    expect((err as ProcessError).message).toContain("missing.qcow2");
+    const err = await launchQemu(buildQemuArgv(spec), { pidfile: spec.pidfile, qmpSocket: spec.qmpSocket, logFile: join(dir, "qemu.log"), timeoutMs: 15_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IaasError);
+    expect((err as IaasError).code).toBe("QEMU_FAILED");
+    expect((err as IaasError).message).toMatch(/exited with code 1: .*missing\.qcow2/);
     expect(await readPidfile(spec.pidfile)).toBeNull();
+  });
+
+  it("says a program that cannot be run cannot be run", { timeout: 30_000 }, async () => {
+    const dir = await tempDir();
+    const spec = launchSpec(dir, { binary: "/nonexistent/qemu-system-x86_64" });
+    await expect(launchQemu(buildQemuArgv(spec), { pidfile: spec.pidfile, qmpSocket: spec.qmpSocket, logFile: join(dir, "qemu.log") })).rejects.toThrow(
+      /cannot run \/nonexistent\/qemu-system-x86_64: .*ENOENT/,
+    );
   });
 
   it("rejects QMP commands QEMU does not know with QEMU's description", { timeout: 30_000 }, async () => {
@@ -218,5 +247,62 @@ describe("a QEMU VM launched from buildQemuArgv (TCG)", () => {
     expect((err as IaasError).message).toContain("no-such-command");
     await qmp.execute("quit");
     await waitForExit(pid, { timeoutMs: 10_000 });
+  });
+});
+
+describe("QEMU's confinement", () => {
+  it("runs under QEMU's seccomp sandbox (filter mode), with PATH as its whole environment", { timeout: 30_000 }, async () => {
+    const dir = await tempDir();
+    const spec = launchSpec(dir, { nics: [] });
+    await img.create(spec.diskPath, "qcow2", 1024 * 1024);
+    const pid = await launch(spec);
+    const status = await procStatus(pid);
+    // 2 = SECCOMP_MODE_FILTER; 0 without -sandbox.
+    expect(status["Seccomp"]).toBe("2");
+    expect(Number(status["Seccomp_filters"])).toBeGreaterThan(0);
+    // The environment is PATH only: nothing of the worker's (its database URL, say) is inherited.
+    const environ = (await readFile(`/proc/${pid}/environ`, "utf8")).split("\0").filter((e) => e !== "");
+    expect(environ.map((e) => e.slice(0, e.indexOf("=")))).toEqual(["PATH"]);
+    const qmp = await connect(spec.qmpSocket);
+    expect((await qmp.queryStatus()).running).toBe(true);
+    await qmp.execute("quit");
+    await waitForExit(pid, { timeoutMs: 10_000 });
+  });
+
+  it.skipIf(!isRoot)("drops from root to an unprivileged user, with no capabilities, before QEMU runs", { timeout: 30_000 }, async () => {
+    const nobody = await resolveQemuUser("nobody");
+    const dir = await tempDir();
+    const raw = join(dir, "boot.raw");
+    await bootableRawDisk(raw);
+    // What the worker does at VM start: the VM's directory and disk become the QEMU user's.
+    for (const path of [dir, raw]) await chown(path, nobody.uid, nobody.gid);
+    const spec = launchSpec(dir, { diskPath: raw, diskFormat: "raw", nics: [] });
+    const pid = await launch(spec, nobody);
+    const status = await procStatus(pid);
+    expect(status["Uid"]?.split(/\s+/)).toEqual(Array(4).fill(String(nobody.uid)));
+    expect(status["Gid"]?.split(/\s+/)).toEqual(Array(4).fill(String(nobody.gid)));
+    expect(status["CapEff"]).toBe("0000000000000000");
+    expect(status["CapBnd"]).toBe("0000000000000000");
+    expect(status["NoNewPrivs"]).toBe("1");
+    expect(status["Seccomp"]).toBe("2");
+    // It opened its disk, serial log, pidfile and QMP socket as that user; root still reaches QMP.
+    await waitForSerial(spec.serialLog, MARKER, 15_000);
+    expect((await stat(spec.serialLog)).uid).toBe(nobody.uid);
+    expect((await stat(spec.qmpSocket)).uid).toBe(nobody.uid);
+    const qmp = await connect(spec.qmpSocket);
+    expect((await qmp.queryStatus()).running).toBe(true);
+    await qmp.execute("quit");
+    await waitForExit(pid, { timeoutMs: 10_000 });
+  });
+
+  it.skipIf(!isRoot)("cannot open what its user may not: a disk only root may read stops it with QEMU's message", { timeout: 30_000 }, async () => {
+    const nobody = await resolveQemuUser("nobody");
+    const dir = await tempDir();
+    await chown(dir, nobody.uid, nobody.gid);
+    const spec = launchSpec(dir, { nics: [] });
+    await img.create(spec.diskPath, "qcow2", 1024 * 1024);
+    await chown(spec.diskPath, 0, 0);
+    await chmod(spec.diskPath, 0o600);
+    await expect(launch(spec, nobody)).rejects.toThrow(/Permission denied/);
   });
 });

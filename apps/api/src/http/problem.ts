@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { httpStatusFor, IaasError, type ErrorCode, type Problem } from "@iaas/contracts";
 import { RequestValidationError } from "./validate.js";
+import { tooLarge } from "./bodies.js";
 
 const TITLES: Partial<Record<ErrorCode, string>> = {
   VALIDATION_FAILED: "Invalid request",
@@ -25,6 +26,7 @@ function problemOf(err: IaasError): Problem {
 }
 
 export function sendProblem(res: Response, problem: Problem): void {
+  (res.locals as { problem?: string }).problem = `${problem.code}: ${problem.detail}`;
   res.status(problem.status).type("application/problem+json").json(problem);
 }
 
@@ -45,6 +47,15 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     const httpError = err as { status?: number; type?: string; message?: string };
+    if (httpError.type === "entity.too.large") {
+      // A JSON body over express.json's limit that did not announce its length (chunked); see http/bodies.ts.
+      sendProblem(res, problemOf(tooLarge(null)));
+      return;
+    }
+    if (httpError.type === "encoding.unsupported" || httpError.type === "charset.unsupported") {
+      sendProblem(res, problemOf(new IaasError("UNSUPPORTED_MEDIA_TYPE", `request body: ${httpError.message ?? "unsupported encoding"}`, { hint: "send plain (or gzip/deflate/br) UTF-8 JSON" })));
+      return;
+    }
     if (httpError.type === "entity.parse.failed") {
       sendProblem(res, problemOf(new IaasError("VALIDATION_FAILED", `request body is not valid JSON: ${httpError.message}`, { hint: "send a JSON object with Content-Type: application/json" })));
       return;

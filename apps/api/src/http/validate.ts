@@ -32,6 +32,7 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, what: s
 export function sendAccepted<E>(res: Response, submitted: Submitted<E>, body: Record<string, unknown>): void {
   const job: Job = submitted.job;
   res.status(202).location(`/v1/jobs/${job.id}`);
+  (res.locals as { jobType?: string }).jobType = job.type;
   if (submitted.replayed) res.setHeader("Idempotent-Replayed", "true");
   res.json({ job: toJobDto(job), ...body });
 }

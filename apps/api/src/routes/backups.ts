@@ -1,4 +1,5 @@
-import { Router, type Request } from "express";
+import { type Request, type Router } from "express";
+import { guardedRouter } from "../auth/permissions.js";
 import { BackupListQuery, BackupRestoreRequest, BackupVmCreateRequest } from "@iaas/contracts";
 import type { Backup, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
@@ -20,7 +21,7 @@ export async function backupDtos(db: PrismaClient, backups: Backup[]) {
 /** `/v1/backups`: list, show, verify, delete, restore in place, and a new VM from a backup. */
 export function backupRoutes(deps: { db: PrismaClient; backups: BackupService }): Router {
   const { db, backups } = deps;
-  const router = Router();
+  const router = guardedRouter("/v1/backups");
   const one = async (id: string) => {
     const found = await db.backup.findUnique({ where: { id } });
     return found ? ((await backupDtos(db, [found]))[0] ?? null) : null;

@@ -1,4 +1,5 @@
-import { Router } from "express";
+import type { Router } from "express";
+import { guardedRouter } from "../auth/permissions.js";
 import { z } from "zod";
 import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
@@ -13,7 +14,7 @@ const BenchNoopRequest = z.object({ n: z.number().int().nonnegative(), host: z.s
  * submitter as every other job. Mounted only when IAAS_ENABLE_BENCH_JOBS=true.
  */
 export function benchRoutes(deps: { db: PrismaClient; submitter: JobSubmitter; offlineAfterSeconds: number }): Router {
-  const router = Router();
+  const router = guardedRouter("/v1/bench");
   router.post("/noop", async (req, res) => {
     const body = validate(BenchNoopRequest, req.body, "bench request");
     const hosts = (await deps.db.host.findMany({ orderBy: { id: "asc" } })).filter((h) => isHostOnline(h, deps.offlineAfterSeconds));

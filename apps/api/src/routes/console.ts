@@ -2,6 +2,7 @@ import type { Request, Response } from "express";
 import type { Redis } from "ioredis";
 import { consoleStreamKey } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
+import { acquireStream } from "../http/streamLimits.js";
 
 type StreamEntries = [id: string, fields: string[]][];
 
@@ -24,6 +25,7 @@ export async function streamConsole(opts: {
   res: Response;
 }): Promise<void> {
   const { redis, res } = opts;
+  if (opts.follow) acquireStream(opts.req, res); // 429 over IAAS_MAX_STREAMS_PER_TOKEN; released when the response closes
   const key = consoleStreamKey(opts.prefix, opts.vmId);
   const history = (await redis.xrange(key, "-", "+")) as StreamEntries;
   res.status(200).type("text/plain; charset=utf-8");

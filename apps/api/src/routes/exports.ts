@@ -1,4 +1,6 @@
-import { Router } from "express";
+import type { Router } from "express";
+import { inProject } from "../auth/scope.js";
+import { guardedRouter } from "../auth/permissions.js";
 import path from "node:path";
 import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
@@ -6,10 +8,10 @@ import { toExportDto } from "../services/dto.js";
 import type { ExportService } from "../services/ExportService.js";
 
 export function exportRoutes(deps: { db: PrismaClient; exports: ExportService; store: string }): Router {
-  const router = Router();
+  const router = guardedRouter("/v1/exports");
 
   router.get("/", async (_req, res) => {
-    const items = await deps.db.export.findMany({ orderBy: { createdAt: "desc" }, take: 500 });
+    const items = await deps.db.export.findMany({ where: inProject(), orderBy: { createdAt: "desc" }, take: 500 });
     res.json({ items: items.map(toExportDto) });
   });
 

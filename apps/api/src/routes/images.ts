@@ -1,4 +1,6 @@
-import { Router, type Request } from "express";
+import { type Request, type Router } from "express";
+import { inProject } from "../auth/scope.js";
+import { guardedRouter } from "../auth/permissions.js";
 import { ExportRequest, ImageCreateRequest } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
@@ -16,14 +18,14 @@ function meta(req: Request, body: unknown = req.body) {
 
 export function imageRoutes(deps: { db: PrismaClient; images: ImageService; exports: ExportService }): Router {
   const { db, images } = deps;
-  const router = Router();
+  const router = guardedRouter("/v1/images");
 
   // Only an image waiting for its upload has an offset worth a stat of its staging file.
   const dto = async (image: Parameters<typeof toImageDto>[0]) => toImageDto(image, isAwaitingUpload(image) ? await images.uploadOffset(image) : null);
   const show = async (id: string) => dto(await db.image.findUniqueOrThrow({ where: { id }, include: withUsers }));
 
   router.get("/", async (_req, res) => {
-    const items = await db.image.findMany({ include: withUsers, orderBy: { name: "asc" } });
+    const items = await db.image.findMany({ where: { OR: [inProject(), { public: true }] }, include: withUsers, orderBy: { name: "asc" } });
     res.json({ items: await Promise.all(items.map(dto)) });
   });
 

@@ -1,10 +1,13 @@
 import { rm } from "node:fs/promises";
+import { guardedRouter } from "../auth/permissions.js";
+import { inProject } from "../auth/scope.js";
 import path from "node:path";
-import { Router, type Request, type Response } from "express";
+import { type Request, type Response, type Router } from "express";
 import type { Redis } from "ioredis";
 import { cancelChannel, IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobType } from "@iaas/contracts";
 import { appendJobEvent, finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
 import { validate } from "../http/validate.js";
+import { acquireStream } from "../http/streamLimits.js";
 import { toJobDto, toJobEventDto } from "../services/dto.js";
 import type { JobQueues } from "../services/JobQueues.js";
 import { findImage, findJob, findVm } from "../services/resolve.js";
@@ -16,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: string; redis: Redis; queuePrefix: string }): Router {
   const { db } = deps;
-  const router = Router();
+  const router = guardedRouter("/v1/jobs");
 
   router.get("/", async (req, res) => {
     const q = validate(JobListQuery, req.query, "job list query");
@@ -26,6 +29,7 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
     if (q.state) where.state = q.state;
     if (q.type) where.type = q.type;
     if (q.host) where.hostId = q.host;
+    Object.assign(where, inProject());
     const items = await db.job.findMany({ where, orderBy: { createdAt: "desc" }, take: q.limit });
     res.json({ items: items.map(toJobDto) });
   });
@@ -52,6 +56,7 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
 
   router.get("/:id/events", async (req, res) => {
     const job = await findJob(db, req.params.id);
+    acquireStream(req, res); // 429 over IAAS_MAX_STREAMS_PER_TOKEN; released when the response closes
     const resumeFrom = Number(req.header("last-event-id") ?? req.query["after"] ?? 0);
     await streamEvents(db, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, req, res);
   });

@@ -1,4 +1,6 @@
-import { Router } from "express";
+import type { Router } from "express";
+import { inProject } from "../auth/scope.js";
+import { guardedRouter } from "../auth/permissions.js";
 import { NetworkCreateRequest } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { validate } from "../http/validate.js";
@@ -8,10 +10,10 @@ import { findNetwork } from "../services/resolve.js";
 
 export function networkRoutes(deps: { db: PrismaClient; networks: NetworkService }): Router {
   const { db, networks } = deps;
-  const router = Router();
+  const router = guardedRouter("/v1/networks");
 
   router.get("/", async (_req, res) => {
-    const items = await db.network.findMany({ include: NETWORK_DTO_INCLUDE, orderBy: { name: "asc" } });
+    const items = await db.network.findMany({ where: inProject(), include: NETWORK_DTO_INCLUDE, orderBy: { name: "asc" } });
     res.json({ items: items.map(toNetworkDto) });
   });
 

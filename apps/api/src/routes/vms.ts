@@ -1,4 +1,6 @@
-import { Router, type Request, type Response } from "express";
+import { type Request, type Response, type Router } from "express";
+import { inProject } from "../auth/scope.js";
+import { guardedRouter } from "../auth/permissions.js";
 import type { Redis } from "ioredis";
 import {
   BackupScheduleRequest,
@@ -50,14 +52,14 @@ export function vmRoutes(deps: {
   queuePrefix: string;
 }): Router {
   const { db, vms, vmNetworks } = deps;
-  const router = Router();
+  const router = guardedRouter("/v1/vms");
   const vmDto = async (id: string | null) => {
     const vm = await db.vm.findUnique({ where: { id: id ?? "" }, include: VM_DTO_INCLUDE });
     return vm ? toVmDto(vm) : null;
   };
 
   router.get("/", async (_req, res) => {
-    const items = await db.vm.findMany({ include: VM_DTO_INCLUDE, orderBy: { name: "asc" } });
+    const items = await db.vm.findMany({ where: inProject(), include: VM_DTO_INCLUDE, orderBy: { name: "asc" } });
     res.json({ items: items.map(toVmDto) });
   });
 

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { runInScope } from "../auth/scope.js";
 import { Queue, Worker, type Job as QueueJob } from "bullmq";
 import { CronExpressionParser } from "cron-parser";
 import type { Redis } from "ioredis";
@@ -119,7 +120,7 @@ export class BackupScheduler {
 
   /** Makes Redis' schedulers match the rows: installs missing or changed ones, removes orphans, records runs Redis lost. */
   async reconcile(now = new Date()): Promise<void> {
-    const [rows, installed] = await Promise.all([this.db.backupSchedule.findMany({ include: { vm: { select: { name: true, hostId: true } } } }), this.queue.getJobSchedulers(0, -1)]);
+    const [rows, installed] = await Promise.all([this.db.backupSchedule.findMany({ include: { vm: { select: { name: true, hostId: true, projectId: true } } } }), this.queue.getJobSchedulers(0, -1)]);
     const byId = new Map(installed.map((s) => [s.key, s]));
     for (const row of rows) {
       const found = byId.get(schedulerId(row.vmId));
@@ -143,7 +144,7 @@ export class BackupScheduler {
 
   private async fire(job: QueueJob): Promise<void> {
     const vmId = String((job.data as { vmId?: unknown }).vmId ?? "");
-    const row = await this.db.backupSchedule.findUnique({ where: { vmId }, include: { vm: { select: { name: true, hostId: true } } } });
+    const row = await this.db.backupSchedule.findUnique({ where: { vmId }, include: { vm: { select: { name: true, hostId: true, projectId: true } } } });
     if (!row) {
       await this.queue.removeJobScheduler(schedulerId(vmId));
       return;
@@ -151,8 +152,17 @@ export class BackupScheduler {
     const req = { incremental: row.incremental, keepLast: row.keepLast, scheduleId: row.id };
     // One backup per fire, even when BullMQ delivers the fire twice.
     const meta = { idempotencyKey: `schedule:${job.id ?? randomUUID()}`, hash: requestHash("SCHEDULE", vmId, req) };
+    // The backup is the schedule's doing, in the VM's project.
+    const scope = {
+      auth: { tokenId: null, tokenName: "schedule", role: "operator" as const, projectId: row.vm.projectId },
+      projectId: row.vm.projectId,
+      projectName: "",
+      requestId: null,
+      sourceAddress: null,
+      userAgent: null,
+    };
     try {
-      const submitted = await this.backups.backup(vmId, req, meta);
+      const submitted = await runInScope(scope, () => this.backups.backup(vmId, req, meta));
       await this.db.backupSchedule.updateMany({ where: { id: row.id }, data: { lastRunAt: new Date(), lastJobId: submitted.job.id } });
     } catch (err) {
       if (!(err instanceof IaasError)) throw err;
@@ -161,10 +171,10 @@ export class BackupScheduler {
     }
   }
 
-  private async recordMissed(row: BackupSchedule, vm: { name: string; hostId: string }, dueAt: Date, error: IaasError): Promise<string> {
+  private async recordMissed(row: BackupSchedule, vm: { name: string; hostId: string; projectId: string }, dueAt: Date, error: IaasError): Promise<string> {
     const jobId = randomUUID();
     await this.db.$transaction(async (tx) => {
-      await createJobRow(tx, jobId, { type: "backup.missed", payload: { vmId: row.vmId, scheduleId: row.id, dueAt: dueAt.toISOString() }, hostId: vm.hostId, vmId: row.vmId, targetName: vm.name }, {});
+      await createJobRow(tx, jobId, { type: "backup.missed", payload: { vmId: row.vmId, scheduleId: row.id, dueAt: dueAt.toISOString() }, hostId: vm.hostId, vmId: row.vmId, targetName: vm.name, projectId: vm.projectId }, { actor: { name: "schedule", tokenId: null, requestId: null } });
       await finishJobIn(tx, jobId, { state: "failed", error: { code: error.code, message: `scheduled backup not taken: ${error.message}`, hint: error.hint } });
     });
     this.log.warn({ vmId: row.vmId, jobId, code: error.code }, "scheduled backup missed");

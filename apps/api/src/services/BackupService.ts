@@ -8,7 +8,9 @@ import {
   type NicRequest,
   type VmBackupRequest,
 } from "@iaas/contracts";
+import { enforceQuota } from "./ProjectService.js";
 import { isUniqueViolation, type Backup, type Image, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
+import { inProject } from "../auth/scope.js";
 import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { pickWorkHost } from "./pickWorkHost.js";
@@ -21,11 +23,11 @@ type Tx = Prisma.TransactionClient;
 export async function findBackup(db: Tx | PrismaClient, ref: string): Promise<Backup> {
   const id = ref.toLowerCase();
   let found: Backup | null = null;
-  if (looksLikeUuid(id)) found = await db.backup.findUnique({ where: { id } });
+  if (looksLikeUuid(id)) found = await db.backup.findFirst({ where: { id, ...inProject() } });
   else if (/^[0-9a-f-]{6,35}$/.test(id)) {
-    const matches = await db.$queryRaw<{ id: string }[]>`SELECT id::text AS id FROM "Backup" WHERE id::text LIKE ${`${id}%`} LIMIT 2`;
+    const matches = await db.$queryRaw<{ id: string }[]>`SELECT id::text AS id FROM "Backup" WHERE id::text LIKE ${`${id}%`} AND (${inProject().projectId ?? null}::uuid IS NULL OR "projectId" = ${inProject().projectId ?? null}::uuid) LIMIT 2`;
     if (matches.length > 1) throw new IaasError("VALIDATION_FAILED", `backup id prefix '${ref}' matches more than one backup`, { hint: "give more of the id (`iaas backup list`)" });
-    found = matches[0] ? await db.backup.findUnique({ where: { id: matches[0].id } }) : null;
+    found = matches[0] ? await db.backup.findFirst({ where: { id: matches[0].id, ...inProject() } }) : null;
   }
   if (!found) throw new IaasError("NOT_FOUND", `backup '${ref}' not found`, { hint: "run `iaas backup list` to see the backups" });
   return found;
@@ -116,11 +118,12 @@ export class BackupService {
       }
       await requireHostOnline(tx, vm, "back up", this.offlineAfterSeconds);
       const spec = { type: "vm.backup" as const, hostId: vm.hostId, vmId: vm.id, targetName: vm.name };
+      await enforceQuota(tx, vm.projectId, req.asImage !== undefined ? { images: 1 } : { backups: 1 });
       if (req.asImage !== undefined) {
         let image: Image;
         try {
           image = await tx.image.create({
-            data: { name: req.asImage, state: "importing", originType: "vm", originLocation: vm.name, description: `disk of VM '${vm.name}'`, lockJobId: jobId },
+            data: { projectId: vm.projectId, name: req.asImage, state: "importing", originType: "vm", originLocation: vm.name, description: `disk of VM '${vm.name}'`, lockJobId: jobId },
           });
         } catch (err) {
           if (isUniqueViolation(err, "name")) throw new IaasError("NAME_TAKEN", `an image named '${req.asImage}' already exists`, { hint: "choose another name for --as-image" });
@@ -132,6 +135,7 @@ export class BackupService {
       const base = req.incremental && vm.backupBaseId ? await tx.backup.findFirst({ where: { id: vm.backupBaseId, state: "ready" } }) : null;
       const backup = await tx.backup.create({
         data: {
+          projectId: vm.projectId,
           vmId: vm.id,
           vmName: vm.name,
           hostId: vm.hostId,
@@ -153,10 +157,10 @@ export class BackupService {
   async list(vmRef: string | undefined): Promise<Backup[]> {
     let where: Prisma.BackupWhereInput = {};
     if (vmRef !== undefined) {
-      const vm = looksLikeUuid(vmRef) ? await this.db.vm.findUnique({ where: { id: vmRef.toLowerCase() } }) : await this.db.vm.findUnique({ where: { name: vmRef } });
+      const vm = await findVm(this.db, vmRef).catch(() => null);
       where = vm ? { vmId: vm.id } : looksLikeUuid(vmRef) ? { vmId: vmRef.toLowerCase() } : { vmName: vmRef };
     }
-    return this.db.backup.findMany({ where, orderBy: { createdAt: "desc" } });
+    return this.db.backup.findMany({ where: { ...where, ...inProject() }, orderBy: { createdAt: "desc" } });
   }
 
   async verify(ref: string, meta: RequestMeta): Promise<Submitted<Backup>> {
@@ -261,7 +265,7 @@ export class BackupService {
   private async recordedNics(config: BackupConfig): Promise<NicRequest[]> {
     const nics: NicRequest[] = [];
     for (const nic of config.nics) {
-      const network = await this.db.network.findUnique({ where: { id: nic.networkId } });
+      const network = await this.db.network.findFirst({ where: { id: nic.networkId, ...inProject() } });
       if (!network) {
         throw new IaasError("NOT_FOUND", `network '${nic.network}' the backup's VM was on no longer exists`, {
           hint: "give the new VM's networks with --network NAME (or --no-network)",

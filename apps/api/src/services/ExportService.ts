@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { currentProjectId, inProject } from "../auth/scope.js";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { IaasError, looksLikeUuid, type ExportRequest } from "@iaas/contracts";
@@ -36,7 +37,7 @@ export class ExportService {
       }
       const exportId = randomUUID();
       const created = await tx.export.create({
-        data: { id: exportId, jobId, sourceType: "image", sourceId: image.id, sourceName: image.name, format: req.format, compressed: req.compress },
+        data: { id: exportId, jobId, projectId: currentProjectId(), sourceType: "image", sourceId: image.id, sourceName: image.name, format: req.format, compressed: req.compress },
       });
       const hostId = await pickWorkHost(tx, this.offlineAfterSeconds);
       return {
@@ -63,7 +64,7 @@ export class ExportService {
       }
       const exportId = randomUUID();
       const created = await tx.export.create({
-        data: { id: exportId, jobId, sourceType: "vm", sourceId: found.id, sourceName: found.name, format: req.format, compressed: req.compress },
+        data: { id: exportId, jobId, projectId: found.projectId, sourceType: "vm", sourceId: found.id, sourceName: found.name, format: req.format, compressed: req.compress },
       });
       return {
         spec: {
@@ -79,7 +80,7 @@ export class ExportService {
   }
 
   async find(id: string): Promise<Export> {
-    const found = looksLikeUuid(id) ? await this.db.export.findUnique({ where: { id: id.toLowerCase() } }) : null;
+    const found = looksLikeUuid(id) ? await this.db.export.findFirst({ where: { id: id.toLowerCase(), ...inProject() } }) : null;
     if (!found) throw new IaasError("NOT_FOUND", `export '${id}' not found`, { hint: "run `iaas export list`" });
     return found;
   }

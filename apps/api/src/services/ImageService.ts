@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { enforceQuota } from "./ProjectService.js";
+import { currentProjectId, inProject } from "../auth/scope.js";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
@@ -39,7 +41,7 @@ export class ImageService {
 
   async create(req: ImageCreateRequest, meta: RequestMeta): Promise<ImageCreated> {
     if (req.dedupe && req.sha256) {
-      const same = await this.db.image.findFirst({ where: { sha256: req.sha256, state: "ready" } });
+      const same = await this.db.image.findFirst({ where: { sha256: req.sha256, state: "ready", OR: [inProject(), { public: true }] } });
       if (same) return { kind: "deduplicated", image: same };
     }
     const source = req.source;
@@ -65,10 +67,16 @@ export class ImageService {
       declaredFormat: req.format ?? null,
       expectedSha256: req.sha256 ?? null,
     };
+    const imageDemand = { images: 1, imageBytes: source.type === "upload" ? (source.size ?? 0) : 0 };
     if (source.type === "upload") {
-      return { kind: "awaiting-upload", image: await this.insert(this.db, data) };
+      const image = await this.db.$transaction(async (tx) => {
+        await enforceQuota(tx, currentProjectId(), imageDemand);
+        return this.insert(tx, data);
+      });
+      return { kind: "awaiting-upload", image };
     }
     const submitted = await this.submitter.submit(meta, async (tx, jobId) => {
+      await enforceQuota(tx, currentProjectId(), imageDemand);
       const image = await this.insert(tx, { ...data, lockJobId: jobId });
       const hostId = await pickWorkHost(tx, this.offlineAfterSeconds, req.host);
       return {
@@ -93,7 +101,7 @@ export class ImageService {
 
   private async insert(db: PrismaClient | Prisma.TransactionClient, data: Prisma.ImageUncheckedCreateInput): Promise<Image> {
     try {
-      return await db.image.create({ data });
+      return await db.image.create({ data: { projectId: currentProjectId(), ...data } });
     } catch (err) {
       if (isUniqueViolation(err, "name")) {
         throw new IaasError("NAME_TAKEN", `an image named '${data.name}' already exists`, {

@@ -1,7 +1,8 @@
 import { randomUUID, createHash } from "node:crypto";
+import { currentProjectId, currentScope } from "../auth/scope.js";
 import type { Logger } from "pino";
 import { IaasError } from "@iaas/contracts";
-import { createJobRow, isUniqueViolation, type Job, type JobSpec, type Prisma, type PrismaClient } from "@iaas/db";
+import { createJobRow, isUniqueViolation, type Job, type JobActor, type JobSpec, type Prisma, type PrismaClient } from "@iaas/db";
 import type { JobQueues } from "./JobQueues.js";
 
 export interface Submitted<E> {
@@ -29,7 +30,7 @@ export class JobSubmitter {
   ) {}
 
   async submit<E>(
-    request: { idempotencyKey?: string | undefined; hash: string },
+    request: { idempotencyKey?: string | undefined; hash: string; actor?: JobActor },
     build: (tx: Prisma.TransactionClient, jobId: string) => Promise<{ spec: JobSpec; extra: E }>,
   ): Promise<Submitted<E>> {
     const replay = await this.findReplay<E>(request);
@@ -40,7 +41,9 @@ export class JobSubmitter {
       ({ job, extra } = await this.db.$transaction(async (tx) => {
         const jobId = randomUUID();
         const built = await build(tx, jobId);
-        const created = await createJobRow(tx, jobId, built.spec, request);
+        const scope = currentScope();
+        const actor = scope ? { name: scope.auth.tokenName, tokenId: scope.auth.tokenId, requestId: scope.requestId } : { name: "system", tokenId: null, requestId: null };
+        const created = await createJobRow(tx, jobId, { projectId: currentProjectId(), ...built.spec }, { ...request, actor: request.actor ?? actor });
         return { job: created, extra: built.extra };
       }));
     } catch (err) {

@@ -1,4 +1,6 @@
 import { IaasError, type NetworkCreateRequest } from "@iaas/contracts";
+import { enforceQuota } from "./ProjectService.js";
+import { currentProjectId } from "../auth/scope.js";
 import { isUniqueViolation, type Db, type Network, type PrismaClient } from "@iaas/db";
 import { cidrsOverlap, gatewayOf, isPrivateCidr, parseCidr, pickFreeSubnet } from "@iaas/hypervisor";
 import { hostNetworkOf } from "./dto.js";
@@ -31,13 +33,20 @@ export class NetworkService {
   async create(req: NetworkCreateRequest): Promise<Network> {
     return this.db.$transaction(async (tx) => {
       await tx.$queryRaw`SELECT pg_advisory_xact_lock(${SUBNET_LOCK})::text AS locked`;
-      const others = await tx.network.findMany({ select: { name: true, subnet: true } });
+      // Subnets may not overlap across projects either (hosts route them all), but another
+      // project's network is not named.
+      const projectId = currentProjectId();
+      await enforceQuota(tx, projectId, { networks: 1 });
+      const others = (await tx.network.findMany({ select: { name: true, subnet: true, projectId: true } })).map((n) => ({
+        name: n.projectId === projectId ? n.name : "of another project",
+        subnet: n.subnet,
+      }));
       const routes = await hostRoutes(tx);
       const subnet = req.subnet === undefined ? pickFreeSubnet([...others.map((n) => n.subnet), ...routes.filter((r) => r.cidr !== "0.0.0.0/0").map((r) => r.cidr)]) : req.subnet;
       if (req.subnet !== undefined) checkSubnet(subnet, req.allowPublicSubnet, others, routes);
       try {
         return await tx.network.create({
-          data: { name: req.name, mode: req.mode, subnet, gateway: gatewayOf(subnet), mtu: req.mtu, dnsDomain: req.dnsDomain },
+          data: { projectId, name: req.name, mode: req.mode, subnet, gateway: gatewayOf(subnet), mtu: req.mtu, dnsDomain: req.dnsDomain },
         });
       } catch (err) {
         if (isUniqueViolation(err, "name")) {

@@ -1,4 +1,5 @@
 import { formatSize, IaasError, parseSize, type VmResizeRequest, type VmSetRequest } from "@iaas/contracts";
+import { enforceQuota } from "./ProjectService.js";
 import type { Prisma, PrismaClient, Vm } from "@iaas/db";
 import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
@@ -15,6 +16,7 @@ export class VmChangeService {
 
   /** Checks that the VM's host has room for the extra CPUs, memory or disk, as placement would. */
   private async requireRoom(tx: Prisma.TransactionClient, vm: Vm, extra: { cpus: number; memoryBytes: number; diskBytes: number }): Promise<void> {
+    await enforceQuota(tx, vm.projectId, { vcpus: extra.cpus, memoryBytes: extra.memoryBytes, diskBytes: extra.diskBytes });
     await lockPlacement(tx);
     const host = await tx.host.findUniqueOrThrow({ where: { id: vm.hostId } });
     await requireHostRoom(tx, host, { name: vm.name, ...extra }, this.offlineAfterSeconds, `the change to VM '${vm.name}'`);

@@ -1,4 +1,5 @@
 import { IaasError, type VmCloneRequest } from "@iaas/contracts";
+import { enforceQuota } from "./ProjectService.js";
 import { isUniqueViolation, type Host, type Network, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
 import { hostNetworkOf, isHostOnline } from "./dto.js";
 import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
@@ -6,7 +7,7 @@ import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { allocateNic, networkReasons, resolveNicRequests } from "./nicAllocation.js";
 import { findVm } from "./resolve.js";
 import { findSnapshot } from "./SnapshotService.js";
-import { lockVm, requireHostOnline, type RequestMeta } from "./VmService.js";
+import { lockVm, quotaDemand, requireHostOnline, type RequestMeta } from "./VmService.js";
 
 /**
  * `vm clone`: a new VM (on the source's host, or another one through the shared store) whose disk is a new overlay on the same image holding
@@ -40,11 +41,13 @@ export class VmCloneService {
       const nics = await tx.nic.findMany({ where: { vmId: src.id }, include: { network: true }, orderBy: { index: "asc" } });
       const host = req.host === undefined || req.host === src.hostId ? await tx.host.findUniqueOrThrow({ where: { id: src.hostId } }) : await this.otherHost(tx, req.host, nics.map((n) => n.network));
       const demand = { name: req.name, cpus: src.cpus, memoryBytes: Number(src.memoryBytes), diskBytes: Number(src.diskBytes) };
+      await enforceQuota(tx, src.projectId, quotaDemand(demand));
       await requireHostRoom(tx, host, demand, this.offlineAfterSeconds, `clone '${req.name}'`);
       let vm: Vm;
       try {
         vm = await tx.vm.create({
           data: {
+            projectId: src.projectId,
             name: req.name,
             state: "creating",
             hostId: host.id,

@@ -9,6 +9,8 @@ import {
   type VmState,
   type VmStopRequest,
 } from "@iaas/contracts";
+import { enforceQuota, quotaVerdict } from "./ProjectService.js";
+import { currentProjectId } from "../auth/scope.js";
 import { isUniqueViolation, type Image, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
 import { parseSshKeys, validateHostname, validateUserData } from "@iaas/hypervisor";
 import { hostNetworkOf } from "./dto.js";
@@ -40,6 +42,11 @@ export function parseMemory(input: number | string): number {
 
 function validation(message: string, hint: string): IaasError {
   return new IaasError("VALIDATION_FAILED", message, { hint });
+}
+
+/** What a new VM takes of its project's quotas. */
+export function quotaDemand(d: { cpus: number; memoryBytes: number; diskBytes: number }) {
+  return { vms: 1, vcpus: d.cpus, memoryBytes: d.memoryBytes, diskBytes: d.diskBytes };
 }
 
 export interface RequestMeta {
@@ -105,7 +112,8 @@ export class VmService {
     await this.networkDemand(this.db, req, demand);
     const hosts = await loadHostCapacities(this.db, this.offlineAfterSeconds);
     const placement = placeVm(hosts, demand, req.host);
-    return { dryRun: true, name: req.name, imageId: image.id, cpus: demand.cpus, memoryBytes: demand.memoryBytes, diskBytes: demand.diskBytes, placement };
+    const quota = await quotaVerdict(this.db, currentProjectId(), quotaDemand(demand));
+    return { dryRun: true, name: req.name, imageId: image.id, cpus: demand.cpus, memoryBytes: demand.memoryBytes, diskBytes: demand.diskBytes, placement, quota };
   }
 
   async create(req: VmCreateRequest, meta: RequestMeta, fromBackup?: FromBackup): Promise<Submitted<Vm>> {
@@ -116,6 +124,7 @@ export class VmService {
       if (fromBackup && demand.diskBytes < fromBackup.minDiskBytes) {
         throw validation(`disk ${formatSize(demand.diskBytes)} is smaller than the backup's disk (${formatSize(fromBackup.minDiskBytes)})`, "leave --disk out, or give a larger one");
       }
+      await enforceQuota(tx, currentProjectId(), quotaDemand(demand));
       const fromBackupId = fromBackup ? await fromBackup.lock(tx, jobId) : undefined;
       const guest = cloudInitOf(req);
       const nics = await this.networkDemand(tx, req, demand);
@@ -124,6 +133,7 @@ export class VmService {
       try {
         vm = await tx.vm.create({
           data: {
+            projectId: currentProjectId(),
             name: req.name,
             state: "creating",
             hostId: placement.hostId,

@@ -170,6 +170,8 @@ export function toJobDto(job: Job): JobDto {
     maxAttempts: job.maxAttempts,
     timeoutMs: job.timeoutMs,
     idempotencyKey: job.idempotencyKey,
+    projectId: job.projectId,
+    actor: job.actorName !== null ? { name: job.actorName, tokenId: job.actorTokenId, requestId: job.requestId } : null,
     createdAt: job.createdAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,

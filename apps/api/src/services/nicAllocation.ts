@@ -1,4 +1,5 @@
 import { IaasError, type HostNetworkInfo, type NicRequest } from "@iaas/contracts";
+import { currentProjectId } from "../auth/scope.js";
 import { isUniqueViolation, type Network, type Nic, type Prisma } from "@iaas/db";
 import { allocateIp, cidrsOverlap, deriveMac, normalizeMac } from "@iaas/hypervisor";
 import { findNetwork } from "./resolve.js";
@@ -14,7 +15,7 @@ export interface NetworkDemand {
 /** Resolves the NICs a create asks for: none given means one on `default`; `[]` means none. */
 export async function resolveNicRequests(tx: Prisma.TransactionClient, requests: NicRequest[] | undefined): Promise<NetworkDemand[]> {
   if (requests === undefined) {
-    const fallback = await tx.network.findUnique({ where: { name: "default" } });
+    const fallback = await tx.network.findUnique({ where: { projectId_name: { projectId: currentProjectId(), name: "default" } } });
     if (!fallback) {
       throw new IaasError("VALIDATION_FAILED", "no --network given and there is no network named 'default'", {
         hint: "create it with `iaas network create default`, or pass --network NET, or --no-network for a VM without NICs",

@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { createPrismaClient, type PrismaClient } from "@iaas/db";
 import { createTestDatabase, testRedisUrl } from "@iaas/db/testing";
+import type { AuthMode } from "../auth/authenticate.js";
 import type { BackupScheduler } from "../services/BackupScheduler.js";
 import { createApp } from "../app.js";
 import { JobQueues } from "../services/JobQueues.js";
@@ -28,7 +29,7 @@ export interface TestApi {
 }
 
 /** The API in-process on a fresh database and queue prefix, against the real Postgres and Redis. */
-export async function startTestApi(): Promise<TestApi> {
+export async function startTestApi(opts: { auth?: AuthMode } = {}): Promise<TestApi> {
   const database = await createTestDatabase();
   const db = createPrismaClient(database.url);
   const redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
@@ -40,7 +41,7 @@ export async function startTestApi(): Promise<TestApi> {
     redis,
     queues,
     log: pino({ level: "silent" }),
-    config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600 },
+    config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600, auth: opts.auth ?? "none" },
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import {
+  ApiToken,
+  AuditEvent,
   Backup,
   BackupSchedule,
   ExitCode,
@@ -9,7 +11,10 @@ import {
   Job,
   Network,
   PortForward,
+  Project,
+  Role,
   Snapshot,
+  TokenCreated,
   Vm,
   VmCreateDryRun,
   listOf,
@@ -24,6 +29,8 @@ import {
   type NicRequest,
   type PortForwardRequest,
   type PortProtocol,
+  type ProjectQuotaRequest,
+  type TokenCreateRequest,
   type SnapshotCreateRequest,
   type SnapshotRestoreRequest,
   type VmCreateRequest,
@@ -48,6 +55,37 @@ export type VmBackupInput = z.input<typeof VmBackupRequest>;
 export type BackupRestoreInput = z.input<typeof BackupRestoreRequest>;
 export type BackupVmCreateInput = z.input<typeof BackupVmCreateRequest>;
 export type BackupScheduleInput = z.input<typeof BackupScheduleRequest>;
+export type TokenCreateInput = z.input<typeof TokenCreateRequest>;
+export type ProjectQuotaInput = z.input<typeof ProjectQuotaRequest>;
+
+/** `GET /v1/whoami`: the token a request is made with, its role, and the project it acts in. */
+export const Whoami = z.object({
+  token: z.string(),
+  tokenId: z.string().nullable(),
+  role: Role,
+  /** True when the token is scoped to one project (it sees nothing else). */
+  scopedToProject: z.boolean(),
+  /** The project the request acted in. */
+  project: z.string().nullable(),
+});
+export type Whoami = z.infer<typeof Whoami>;
+
+/** The placement decision of `vm create --dry-run`; `quota` (why the project's quotas would refuse it) is missing from older APIs. */
+export const VmPlan = VmCreateDryRun.extend({ quota: z.array(z.string()).optional() });
+export type VmPlan = z.infer<typeof VmPlan>;
+
+/** `POST /v1/hosts/:id/drain` and `/undrain`. */
+export const HostDrained = z.object({ id: z.string(), drained: z.boolean() });
+export type HostDrained = z.infer<typeof HostDrained>;
+
+export interface AuditFilter {
+  actor?: string;
+  project?: string;
+  /** ISO time, or a duration back from now ("1h"). */
+  since?: string;
+  outcome?: AuditEvent["outcome"];
+  limit?: number;
+}
 
 /**
  * The `202` of POST /v1/vms/:ref/ports: the job, and the forward it realizes (null for a replayed
@@ -103,6 +141,9 @@ const NetworkList = listOf(Network);
 const PortList = listOf(PortForward);
 const SnapshotList = listOf(Snapshot);
 const BackupList = listOf(Backup);
+const ProjectList = listOf(Project);
+const TokenList = listOf(ApiToken);
+const AuditList = listOf(AuditEvent);
 
 export type ApiClientOptions = HttpTransportOptions;
 
@@ -131,8 +172,8 @@ export class ApiClient {
   }
 
   /** The placement decision for a VM, nothing created (`dryRun: true`). */
-  planVm(input: VmCreateInput): Promise<VmCreateDryRun> {
-    return this.http.json(VmCreateDryRun, { method: "POST", path: "/v1/vms", json: { ...input, dryRun: true } });
+  planVm(input: VmCreateInput): Promise<VmPlan> {
+    return this.http.json(VmPlan, { method: "POST", path: "/v1/vms", json: { ...input, dryRun: true } });
   }
 
   startVm(ref: string): Promise<JobAccepted> {
@@ -402,6 +443,63 @@ export class ApiClient {
 
   async listHosts(): Promise<Host[]> {
     return (await this.http.json(HostList, { method: "GET", path: "/v1/hosts" })).items;
+  }
+
+  /** Drains a host (it takes no new VMs) or undrains it; `id` is the host's id. */
+  drainHost(id: string, drained: boolean): Promise<HostDrained> {
+    return this.http.json(HostDrained, { method: "POST", path: `/v1/hosts/${enc(id)}/${drained ? "drain" : "undrain"}` });
+  }
+
+  /** Makes an image public (every project may use it) or private to its project (admin). */
+  setImagePublic(ref: string, isPublic: boolean): Promise<Image> {
+    return this.http.json(Image, { method: "PATCH", path: `/v1/images/${enc(ref)}`, json: { public: isPublic } });
+  }
+
+  /** Who the token is: its name, role, and the project requests act in. */
+  whoami(): Promise<Whoami> {
+    return this.http.json(Whoami, { method: "GET", path: "/v1/whoami" });
+  }
+
+  async listProjects(): Promise<Project[]> {
+    return (await this.http.json(ProjectList, { method: "GET", path: "/v1/projects" })).items;
+  }
+
+  createProject(req: { name: string; description?: string }): Promise<Project> {
+    return this.http.json(Project, { method: "POST", path: "/v1/projects", json: req });
+  }
+
+  /** A project by name or id, with its quota and usage. */
+  getProject(ref: string): Promise<Project> {
+    return this.http.json(Project, { method: "GET", path: `/v1/projects/${enc(ref)}` });
+  }
+
+  /** Sets some of a project's limits (`null` removes one); answers the project as changed. */
+  setProjectQuota(ref: string, req: ProjectQuotaInput): Promise<Project> {
+    return this.http.json(Project, { method: "PUT", path: `/v1/projects/${enc(ref)}/quota`, json: req });
+  }
+
+  async deleteProject(ref: string): Promise<void> {
+    const res = await this.http.send({ method: "DELETE", path: `/v1/projects/${enc(ref)}` });
+    await res.body?.cancel();
+  }
+
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.http.json(TokenList, { method: "GET", path: "/v1/tokens" })).items;
+  }
+
+  /** Creates a token: the answer carries its secret, which the API never shows again. */
+  createToken(req: TokenCreateInput): Promise<TokenCreated> {
+    return this.http.json(TokenCreated, { method: "POST", path: "/v1/tokens", json: req });
+  }
+
+  async revokeToken(name: string): Promise<void> {
+    const res = await this.http.send({ method: "DELETE", path: `/v1/tokens/${enc(name)}` });
+    await res.body?.cancel();
+  }
+
+  /** The audit trail, newest first. */
+  async listAudit(filter: AuditFilter = {}): Promise<AuditEvent[]> {
+    return (await this.http.json(AuditList, { method: "GET", path: "/v1/audit", query: { ...filter } })).items;
   }
 
   exportImage(ref: string, req: ExportInput): Promise<JobAccepted> {

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { ExitCode } from "@iaas/contracts";
+import { ExitCode, PROJECT_HEADER } from "@iaas/contracts";
 import { CliError, interruptedError } from "../CliError.js";
 import { parseResponse } from "./parseResponse.js";
 import { problemError } from "./problemError.js";
@@ -9,6 +9,8 @@ export interface HttpTransportOptions {
   /** Base URL without a trailing slash, e.g. http://127.0.0.1:8080. */
   baseUrl: string;
   token: string | null;
+  /** The project to act in, sent as `X-Iaas-Project` (name or id); null: none. */
+  project?: string | null;
   /** Sent as `Idempotency-Key` on every POST, PUT and DELETE of this invocation. */
   idempotencyKey: string;
   fetch?: typeof fetch;
@@ -45,12 +47,13 @@ export interface RequestSpec {
 }
 
 /**
- * HTTP plumbing under the ApiClient: auth and idempotency headers, retries of connection errors,
- * timeouts, Ctrl-C, problem+json errors and parsing answers with the contracts' schemas.
+ * HTTP plumbing under the ApiClient: auth, project and idempotency headers, retries of connection
+ * errors, timeouts, Ctrl-C, problem+json errors and parsing answers with the contracts' schemas.
  */
 export class HttpTransport {
   readonly baseUrl: string;
   private readonly token: string | null;
+  private readonly project: string | null;
   private readonly idempotencyKey: string;
   private readonly fetchFn: typeof fetch;
   private readonly interrupt: AbortSignal | undefined;
@@ -62,12 +65,13 @@ export class HttpTransport {
   constructor(options: HttpTransportOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.token = options.token;
+    this.project = options.project ?? null;
     this.idempotencyKey = options.idempotencyKey;
     this.fetchFn = options.fetch ?? fetch;
     this.interrupt = options.interrupt;
     this.retryDelaysMs = options.retryDelaysMs ?? [250, 1000];
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.authHint = options.authHint ?? "set IAAS_TOKEN (or \"token\" in the config file) to the API's token";
+    this.authHint = options.authHint ?? "log in with `iaas login --url URL --token T`, or set IAAS_TOKEN";
     this.unreachableHint = options.unreachableHint ?? "point the CLI at the API with --url or IAAS_URL";
   }
 
@@ -102,7 +106,10 @@ export class HttpTransport {
   async send(spec: RequestSpec): Promise<Response> {
     const endpoint = `${spec.method} ${spec.path}`;
     const headers: Record<string, string> = { accept: spec.accept ?? "application/json", ...spec.headers };
-    if (this.token !== null && this.isOwnOrigin(spec.url)) headers.authorization = `Bearer ${this.token}`;
+    if (this.isOwnOrigin(spec.url)) {
+      if (this.token !== null) headers.authorization = `Bearer ${this.token}`;
+      if (this.project !== null) headers[PROJECT_HEADER] = this.project;
+    }
     if (spec.method !== "GET" && spec.method !== "HEAD") headers["idempotency-key"] = this.idempotencyKey;
     let body: string | AsyncIterable<Uint8Array> | undefined = spec.body;
     if (spec.json !== undefined) {

@@ -66,6 +66,7 @@ export function exitCodeForStatus(status: number): number {
 }
 
 function unauthorizedMessage(status: number, detail: string, ctx: ProblemContext): string {
-  const what = status === 401 ? "requires a valid token" : "refused the token";
+  // 401: no token, or not a valid one; 403: a valid token whose role or project does not allow this.
+  const what = status === 401 ? "requires a valid token" : "refused the request";
   return `the IaaS API at ${ctx.baseUrl} ${what} (${status}): ${detail}`;
 }

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { usageError } from "../CliError.js";
 import { ApiClient } from "../client/ApiClient.js";
-import { resolveConfig, type ResolvedConfig } from "../config.js";
+import { configFilePath, resolveConfig, type ResolvedConfig } from "../config.js";
 import { Output, type Writer } from "../output/Output.js";
 import { runInheritingStdio, type RunProcess } from "../runProcess.js";
 import { globalOptionValues } from "./globalOptions.js";
@@ -33,12 +33,24 @@ export interface CliDeps {
   runProcess?: RunProcess;
 }
 
-/** Builds the context for a command's action (from its options and the program's). */
-export type ContextFactory = (command: Command) => CommandContext;
+/**
+ * Builds the context for a command's action (from its options and the program's); with `target`,
+ * for that API, token and project instead of the configured ones (`iaas login`).
+ */
+export type ContextFactory = (command: Command, target?: ContextTarget) => CommandContext;
+
+/** An API, token and project given on the command line rather than configured (`iaas login`). */
+export interface ContextTarget {
+  url: string;
+  token: string;
+  tokenSource: "--token" | "IAAS_TOKEN";
+  project: string | null;
+}
 
 /** The options every command inherits from `iaas`. */
 const GlobalOptions = z.object({
   url: z.string().optional(),
+  project: z.string().optional(),
   output: z.enum(["table", "json"]).default("table"),
   timeout: z.number().nonnegative().optional(),
   idempotencyKey: z.string().optional(),
@@ -55,6 +67,7 @@ export class CommandContext {
   constructor(
     readonly deps: CliDeps,
     command: Command,
+    target?: ContextTarget,
   ) {
     const parsed = GlobalOptions.safeParse(globalOptionValues(command));
     if (!parsed.success) throw usageError(`invalid options: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
@@ -63,10 +76,23 @@ export class CommandContext {
     if (key.length === 0 || key.length > 200) throw usageError("--idempotency-key must be 1 to 200 characters");
     this.out = new Output(deps.stdout, deps.stderr, opts.output);
     this.timeoutMs = opts.timeout === undefined ? null : opts.timeout * 1000;
-    this.config = resolveConfig({ flagUrl: opts.url, env: deps.env, homedir: deps.homedir, readFile: deps.readFile });
+    this.config =
+      target === undefined
+        ? resolveConfig({ flagUrl: opts.url, flagProject: opts.project, env: deps.env, homedir: deps.homedir, readFile: deps.readFile })
+        : {
+            url: target.url,
+            urlSource: "--url",
+            token: target.token,
+            tokenSource: target.tokenSource,
+            project: target.project,
+            projectSource: target.project === null ? null : "--project",
+            configPath: configFilePath(deps.env, deps.homedir),
+            configFound: false,
+          };
     this.client = new ApiClient({
       baseUrl: this.config.url,
       token: this.config.token,
+      project: this.config.project,
       idempotencyKey: key,
       fetch: deps.fetch,
       interrupt: deps.interrupt,
@@ -96,14 +122,17 @@ export class CommandContext {
   }
 }
 
+/** The hint for a 401/403 whose answer carries none: where the token came from, and what to do. */
 function authHint(config: ResolvedConfig): string {
   switch (config.tokenSource) {
     case null:
-      return `the API needs a token: set IAAS_TOKEN, or "token" in ${config.configPath}`;
+      return "the API needs a token: log in with `iaas login --url URL --token T`, or set IAAS_TOKEN";
+    case "--token":
+      return "the token given was not accepted; check it, or ask an admin for a new one (`iaas token create`)";
     case "IAAS_TOKEN":
-      return "the token in IAAS_TOKEN was not accepted; check it against the API's IAAS_API_TOKEN";
+      return "the token in IAAS_TOKEN was not accepted (or its role does not allow this); check it with `iaas whoami`, or ask an admin for a new one (`iaas token create`)";
     case "config file":
-      return `the token in ${config.configPath} was not accepted; check it, or override it with IAAS_TOKEN`;
+      return `the token in ${config.configPath} was not accepted (or its role does not allow this); check it with \`iaas whoami\`, or log in again (\`iaas login\`)`;
   }
 }
 

@@ -6,6 +6,7 @@ import { seconds } from "./optionParsers.js";
 export function globalOptions(): Option[] {
   return [
     new Option("--url <url>", `API base URL (default: IAAS_URL, the config file, or ${DEFAULT_API_URL})`),
+    new Option("--project <name>", "project to act in, sent as X-Iaas-Project (default: IAAS_PROJECT, the config file, or the token's project / default)"),
     new Option("-o, --output <format>", "output format").choices(["table", "json"]),
     new Option("--timeout <seconds>", "stop waiting for a job after this long (exit 4; the job keeps running)").argParser(seconds),
     new Option("--idempotency-key <key>", "Idempotency-Key for the request (default: a random one per invocation)"),
@@ -31,16 +32,26 @@ export function repeatGlobalOptions(command: Command): void {
   }
 }
 
+/** Global options a command may define with a meaning of its own. */
+const OWN_MEANING: readonly { long: string; key: string }[] = [
+  { long: "--url", key: "url" },
+  { long: "--project", key: "project" },
+];
+
 /**
  * The global options as given, before or after the subcommand (the command's value wins over the
- * program's). A command's own `--url` (visible, e.g. `image import`'s source) is not the API URL.
+ * program's). A command's own `--url` (visible, e.g. `image import`'s source) is not the API URL,
+ * and its own `--project` (e.g. `token create`'s scope, `audit list`'s filter) is not the project
+ * to act in: those come from before the subcommand.
  */
 export function globalOptionValues(command: Command): Record<string, unknown> {
   const chain: Command[] = [];
   for (let c: Command | null = command; c !== null; c = c.parent) chain.unshift(c);
   const values: Record<string, unknown> = {};
   for (const c of chain) Object.assign(values, c.opts());
-  const ownUrl = command.options.some((option) => option.long === "--url" && !option.hidden);
-  if (ownUrl) values.url = chain[0]?.opts().url;
+  for (const { long, key } of OWN_MEANING) {
+    const own = command.options.some((option) => option.long === long && !option.hidden);
+    if (own) values[key] = chain[0]?.opts()[key];
+  }
   return values;
 }

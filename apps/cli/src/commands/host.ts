@@ -1,12 +1,22 @@
 import type { Command } from "commander";
-import { ExitCode } from "@iaas/contracts";
+import { ExitCode, type Host } from "@iaas/contracts";
 import { CliError } from "../CliError.js";
 import { hostDetails, hostTable } from "../output/hostView.js";
-import type { ContextFactory } from "./CommandContext.js";
+import type { CommandContext, ContextFactory } from "./CommandContext.js";
 
-/** `iaas host list`, `iaas host show`. */
+const HOST_HELP = `
+A drained host takes no new VMs or jobs; the VMs on it keep running. Drain a host before
+maintenance, move or stop its VMs, and undrain it afterwards (admin).
+
+Examples:
+  iaas host list
+  iaas host drain hv2
+  iaas host undrain hv2
+`;
+
+/** `iaas host list`, `iaas host show`, `iaas host drain`, `iaas host undrain`. */
 export function registerHostCommands(program: Command, ctxOf: ContextFactory): void {
-  const host = program.command("host").description("list and inspect hypervisor hosts");
+  const host = program.command("host").description("list, inspect and drain hypervisor hosts").addHelpText("after", HOST_HELP);
 
   host
     .command("list")
@@ -25,12 +35,43 @@ export function registerHostCommands(program: Command, ctxOf: ContextFactory): v
     .argument("<name>", "host name or id")
     .action(async (name: string, _opts: object, command: Command) => {
       const ctx = ctxOf(command);
-      const hosts = await ctx.client.listHosts();
-      const found = hosts.find((h) => h.name === name) ?? hosts.find((h) => h.id === name);
-      if (found === undefined) {
-        throw new CliError(`host '${name}' not found`, { exitCode: ExitCode.NOT_FOUND_OR_CONFLICT, hint: "list hosts with `iaas host list`" });
-      }
+      const found = await findHost(ctx, name);
       if (ctx.out.json) ctx.out.printJson(found);
       else ctx.out.line(hostDetails(found, ctx.now()));
     });
+
+  host
+    .command("drain")
+    .description("drain a host: it takes no new VMs or jobs; its VMs keep running (admin)")
+    .argument("<name>", "host name or id")
+    .action(async (name: string, _opts: object, command: Command) => {
+      await drain(ctxOf(command), name, true);
+    });
+
+  host
+    .command("undrain")
+    .description("undrain a host: it takes new VMs again (admin)")
+    .argument("<name>", "host name or id")
+    .action(async (name: string, _opts: object, command: Command) => {
+      await drain(ctxOf(command), name, false);
+    });
+}
+
+/** A host by name or id (exit 3 when there is none). */
+async function findHost(ctx: CommandContext, name: string): Promise<Host> {
+  const hosts = await ctx.client.listHosts();
+  const found = hosts.find((h) => h.name === name) ?? hosts.find((h) => h.id === name);
+  if (found === undefined) {
+    throw new CliError(`host '${name}' not found`, { exitCode: ExitCode.NOT_FOUND_OR_CONFLICT, hint: "list hosts with `iaas host list`" });
+  }
+  return found;
+}
+
+/** POST /v1/hosts/:id/drain or /undrain, for a host named by name or id. */
+async function drain(ctx: CommandContext, name: string, drained: boolean): Promise<void> {
+  const found = await findHost(ctx, name);
+  const answer = await ctx.client.drainHost(found.id, drained);
+  if (ctx.out.json) ctx.out.printJson({ ...answer, name: found.name });
+  else if (answer.drained) ctx.out.line(`host ${found.name} drained: it takes no new VMs; the VMs on it keep running`);
+  else ctx.out.line(`host ${found.name} undrained: it takes new VMs again`);
 }

@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { ImageFormat } from "@iaas/contracts";
 import { imageDetails, imageTable } from "../output/imageView.js";
-import type { ContextFactory } from "./CommandContext.js";
+import type { CommandContext, ContextFactory } from "./CommandContext.js";
 import { addExportOptions, exportAndDownload, type ExportOptions } from "./export.js";
 import { importImage, type ImportOptions } from "./imageImport.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
@@ -28,7 +28,7 @@ Examples:
   iaas image import win --source-path /srv/iaas/import/win.vhdx --format vhdx --label os=windows
 `;
 
-/** `iaas image …`: import, list, show, export, delete. */
+/** `iaas image …`: import, list, show, export, set-public, set-private, delete. */
 export function registerImageCommands(program: Command, ctxOf: ContextFactory): void {
   const image = program.command("image").description("import, export and manage disk images");
 
@@ -83,6 +83,23 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
   });
 
   image
+    .command("set-public")
+    .description("make an image public: every project may create VMs from it (admin)")
+    .argument("<name>", "image name or id")
+    .addHelpText("after", "\nExamples:\n  iaas image set-public deb12\n  iaas image set-private deb12\n")
+    .action(async (name: string, _opts: object, command: Command) => {
+      await setPublic(ctxOf(command), name, true);
+    });
+
+  image
+    .command("set-private")
+    .description("make an image private again: only its own project sees it (admin)")
+    .argument("<name>", "image name or id")
+    .action(async (name: string, _opts: object, command: Command) => {
+      await setPublic(ctxOf(command), name, false);
+    });
+
+  image
     .command("delete")
     .alias("rm")
     .description("delete an image (refused while VMs use it)")
@@ -92,4 +109,11 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
       const ctx = ctxOf(command);
       await reportAcceptedJob(ctx, await ctx.client.deleteImage(name), opts.wait === true);
     });
+}
+
+/** PATCH /v1/images/:ref {public}. */
+async function setPublic(ctx: CommandContext, name: string, isPublic: boolean): Promise<void> {
+  const image = await ctx.client.setImagePublic(name, isPublic);
+  if (ctx.out.json) ctx.out.printJson({ ...image, public: isPublic });
+  else ctx.out.line(isPublic ? `image ${image.name} is public: every project may use it` : `image ${image.name} is private: only its own project sees it`);
 }

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ExitCode, VmName, type NicRequest } from "@iaas/contracts";
 import { CliError, usageError } from "../CliError.js";
 import type { BackupVmCreateInput, VmCreateInput } from "../client/ApiClient.js";
+import { ConsoleSanitizer } from "../output/sanitize.js";
 import { hostNames, dryRunView, vmDetails, vmTable } from "../output/vmView.js";
 import { readSshKeys, readUserData } from "./cloudInitFiles.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
@@ -247,15 +248,25 @@ async function createFromBackup(ctx: CommandContext, name: string, backup: strin
   await reportAcceptedJob(ctx, await ctx.client.createVmFromBackup(backup, req), opts.wait === true);
 }
 
-/** Copies the console stream to stdout as bytes; Ctrl-C ends a followed stream normally. */
+/**
+ * Copies the console stream to stdout, terminal-safe (the guest wrote it: its escape sequences and
+ * other control characters are dropped, see ConsoleSanitizer); Ctrl-C ends a followed stream normally.
+ */
 async function printConsole(ctx: CommandContext, name: string, follow: boolean): Promise<void> {
   const body = await ctx.client.openConsole(name, follow);
   const reader = body.getReader();
+  const sanitizer = new ConsoleSanitizer();
+  const write = (text: string) => {
+    if (text !== "") ctx.out.stdout.write(text);
+  };
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return;
-      ctx.out.stdout.write(value);
+      if (done) {
+        write(sanitizer.end());
+        return;
+      }
+      write(sanitizer.push(value));
     }
   } catch (err) {
     if (ctx.interrupted) return;

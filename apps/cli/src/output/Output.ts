@@ -1,4 +1,5 @@
 import type { CliError } from "../CliError.js";
+import { sanitizeText } from "./sanitize.js";
 
 /** Where the CLI writes: process.stdout/stderr, or a fake in tests. */
 export interface Writer {
@@ -9,7 +10,11 @@ export interface Writer {
 
 export type OutputFormat = "table" | "json";
 
-/** Results go to stdout (tables or JSON); errors, hints and progress go to stderr. */
+/**
+ * Results go to stdout (tables or JSON); errors, hints and progress go to stderr. Text lines
+ * have their control characters made visible (sanitizeText): much of what they hold was written
+ * by others (names, labels, descriptions, error messages, job events). JSON escapes its own.
+ */
 export class Output {
   constructor(
     readonly stdout: Writer,
@@ -23,7 +28,7 @@ export class Output {
 
   /** A line of the command's result. */
   line(text = ""): void {
-    this.stdout.write(`${text}\n`);
+    this.stdout.write(`${sanitizeText(text)}\n`);
   }
 
   /** An API object as JSON (for `-o json`). */
@@ -33,13 +38,13 @@ export class Output {
 
   /** A remark for the user that is not part of the result. */
   note(text: string): void {
-    this.stderr.write(`${text}\n`);
+    this.stderr.write(`${sanitizeText(text)}\n`);
   }
 
   /** `error: <message>`, any detail lines, then `hint: <hint>`. */
   error(err: CliError | Error): void {
-    this.stderr.write(`error: ${err.message}\n`);
-    if ("details" in err) for (const detail of err.details) this.stderr.write(`${detail}\n`);
-    if ("hint" in err && err.hint !== null && err.hint !== "") this.stderr.write(`hint: ${err.hint}\n`);
+    this.stderr.write(`error: ${sanitizeText(err.message)}\n`);
+    if ("details" in err) for (const detail of err.details) this.stderr.write(`${sanitizeText(detail)}\n`);
+    if ("hint" in err && err.hint !== null && err.hint !== "") this.stderr.write(`hint: ${sanitizeText(err.hint)}\n`);
   }
 }

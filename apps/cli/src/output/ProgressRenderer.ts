@@ -1,6 +1,7 @@
 import { isTerminalJobState, type Job, type JobEvent, type JobProgress, type JobState } from "@iaas/contracts";
 import { formatDuration, formatPercent, formatProgress, jobTarget, lineWidth, progressBar, shortId, transferFigures, truncate } from "./format.js";
 import type { Writer } from "./Output.js";
+import { sanitizeLine, sanitizeText } from "./sanitize.js";
 
 /** Shows a job being followed: a live line on a terminal, plain lines elsewhere. */
 export interface ProgressRenderer {
@@ -134,7 +135,7 @@ export class PlainProgressRenderer implements ProgressRenderer {
   }
 
   private print(text: string): void {
-    this.stream.write(`[job ${shortId(this.status.id)}] ${text}\n`);
+    this.stream.write(`[job ${shortId(this.status.id)}] ${sanitizeText(text)}\n`);
   }
 }
 
@@ -194,7 +195,7 @@ export class TtyProgressRenderer implements ProgressRenderer {
   finish(job: Job): void {
     this.halt();
     const mark = job.state === "succeeded" ? "✔" : "✖";
-    this.stream.write(`${CLEAR_LINE}${mark} job ${shortId(job.id)} ${this.status.label}: ${outcome(job)}\n`);
+    this.stream.write(`${CLEAR_LINE}${mark} job ${shortId(job.id)} ${sanitizeText(`${this.status.label}: ${outcome(job)}`)}\n`);
   }
 
   stop(): void {
@@ -218,11 +219,11 @@ export class TtyProgressRenderer implements ProgressRenderer {
   }
 
   private render(): void {
-    this.stream.write(`${CLEAR_LINE}${truncate(this.line(), lineWidth(this.stream.columns))}`);
+    this.stream.write(`${CLEAR_LINE}${truncate(sanitizeLine(this.line()), lineWidth(this.stream.columns))}`);
   }
 
   private above(text: string): void {
-    this.stream.write(`${CLEAR_LINE}${text}\n`);
+    this.stream.write(`${CLEAR_LINE}${sanitizeText(text)}\n`);
   }
 
   private halt(): void {

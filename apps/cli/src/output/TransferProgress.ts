@@ -2,6 +2,7 @@ import { formatSize } from "@iaas/contracts";
 import type { RetryNotice } from "../client/uploadFile.js";
 import { formatByteRate, formatDuration, formatPercent, lineWidth, progressBar, transferFigures, truncate } from "./format.js";
 import type { Writer } from "./Output.js";
+import { sanitizeLine, sanitizeText } from "./sanitize.js";
 
 const CLEAR_LINE = "\r\x1b[2K";
 
@@ -21,15 +22,18 @@ export class TransferProgress {
   /** Bytes moved in this run (resent bytes count: this is the line's throughput). */
   private moved = 0;
   private readonly verb: (typeof VERBS)[keyof typeof VERBS];
+  /** The file or image name, terminal-safe. */
+  private readonly label: string;
 
   constructor(
     private readonly stream: Writer,
     kind: keyof typeof VERBS,
-    private readonly label: string,
+    label: string,
     private total: number | null,
     private readonly now: () => number = Date.now,
   ) {
     this.verb = VERBS[kind];
+    this.label = sanitizeLine(label);
   }
 
   /** A request starts sending from byte `from` (of `total`, when known). */
@@ -54,7 +58,7 @@ export class TransferProgress {
 
   /** A line above the live one: a remark, or a pause before resuming. */
   note(text: string): void {
-    this.stream.write(`${this.stream.isTTY === true ? CLEAR_LINE : ""}${text}\n`);
+    this.stream.write(`${this.stream.isTTY === true ? CLEAR_LINE : ""}${sanitizeText(text)}\n`);
     this.draw(true);
   }
 

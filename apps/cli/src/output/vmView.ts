@@ -72,14 +72,24 @@ export function vmDetails(vm: Vm, names: HostNames, now: Date): string {
   return vm.nics.length === 0 ? lines : `${lines}\n${indent(nicTable(vm.nics, now))}`;
 }
 
-/** `iaas vm create --dry-run`: the chosen host, then every candidate with its verdict. */
-export function dryRunView(plan: VmCreateDryRun, names: HostNames): string {
+/** A placement decision; `quota` (the project's verdict) is missing from older APIs. */
+export type DryRunPlan = Omit<VmCreateDryRun, "quota"> & { quota?: readonly string[] };
+
+/**
+ * `iaas vm create --dry-run`: the chosen host, the project's quota verdict (when the API gives
+ * one), then every candidate with its verdict.
+ */
+export function dryRunView(plan: DryRunPlan, names: HostNames): string {
   const chosen = names.get(plan.placement.hostId);
   const head = [
     `vm ${plan.name} (${plan.cpus} CPU${plan.cpus === 1 ? "" : "s"}, ${formatSize(plan.memoryBytes)} memory, ${formatSize(plan.diskBytes)} disk) would be placed on host ${chosen === undefined ? plan.placement.hostId : `${chosen} (${plan.placement.hostId})`}`,
     "nothing was created (dry run)",
-    "",
   ];
+  if (plan.quota !== undefined) {
+    if (plan.quota.length === 0) head.push("quota: fits the project's quotas");
+    else head.push("quota: the project's quotas would refuse it (QUOTA_EXCEEDED):", ...plan.quota.map((problem) => `  - ${problem}`));
+  }
+  head.push("");
   const table = formatTable(
     ["HOST", "FITS", "SCORE", "REASONS"],
     plan.placement.candidates.map((c) => [

@@ -1,4 +1,4 @@
-import type { Backup, BackupSchedule, Export, Host, HostNetworkInfo, Image, Job, JobEvent, JobProgress, JobState, Network, Nic, PortForward, Snapshot, Vm } from "@iaas/contracts";
+import type { ApiToken, AuditEvent, Backup, BackupSchedule, Export, Host, HostNetworkInfo, Image, Job, JobEvent, JobProgress, JobState, Network, Nic, PortForward, Project, Snapshot, Vm } from "@iaas/contracts";
 
 export const JOB_ID = "1a2b3c4d-0000-4000-8000-000000000001";
 export const VM_ID = "5e6f7a8b-0000-4000-8000-000000000002";
@@ -264,6 +264,58 @@ export function makeSchedule(overrides: Partial<BackupSchedule> = {}): BackupSch
     lastJobId: null,
     nextRunAt: "2025-01-02T00:00:00.000Z",
     createdAt: T0,
+    ...overrides,
+  };
+}
+
+export const PROJECT_ID = "5a6b7c8d-0000-4000-8000-00000000000c";
+export const TOKEN_ID = "9d0e1f2a-0000-4000-8000-00000000000d";
+
+export function makeProject(overrides: Partial<Project> = {}): Project {
+  return {
+    id: PROJECT_ID,
+    name: "team-a",
+    description: null,
+    quota: {},
+    usage: { vms: 0, vcpus: 0, memoryBytes: 0, diskBytes: 0, images: 0, imageBytes: 0, networks: 0, backups: 0 },
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+export function makeToken(overrides: Partial<ApiToken> = {}): ApiToken {
+  return {
+    id: TOKEN_ID,
+    name: "ci",
+    prefix: "iaas_1a2b3c4d",
+    role: "operator",
+    project: "team-a",
+    createdBy: "admin",
+    createdAt: T0,
+    lastUsedAt: null,
+    expiresAt: null,
+    revokedAt: null,
+    ...overrides,
+  };
+}
+
+export function makeAuditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
+  return {
+    id: "1",
+    at: "2025-01-01T00:00:30.123Z",
+    actorTokenId: TOKEN_ID,
+    actorName: "ci",
+    project: "team-a",
+    requestId: "req-1",
+    sourceAddress: "192.0.2.10",
+    userAgent: "iaas-cli",
+    method: "GET",
+    path: "/v1/vms",
+    outcome: "allowed",
+    status: 200,
+    action: "vm.list",
+    jobId: null,
+    detail: null,
     ...overrides,
   };
 }

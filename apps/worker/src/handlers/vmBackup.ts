@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { chown, mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { BackupConfig, retentionPlan, formatSize, IaasError } from "@iaas/contracts";
 import type { Backup, Vm } from "@iaas/db";
@@ -95,18 +95,30 @@ async function copyDisk(ctx: HandlerContext<"vm.backup">, vm: Vm, part: string, 
   const virtualSize = (await ctx.qemuImg.info(disk, "qcow2", { allowShared: true })).virtualSize;
   const onProgress = (done: number) => progress.at(done);
   const speed = ctx.payload.bwlimit !== undefined ? { speed: ctx.payload.bwlimit } : {};
+  // QEMU opens the drive-backup target by path while it runs, no longer as root when it runs as
+  // IAAS_QEMU_USER: the `.part` qemu-img made is lent to that user for the copy (and the store's
+  // directories down to it made searchable), then taken back so the finished file is not left
+  // writable by the account every VM's QEMU shares. No-ops when QEMU runs as the worker's user.
+  const backupInto = async (qmp: QmpClient, opts: Omit<DriveBackupOptions, "node" | "target">) => {
+    await ctx.runtime.giveToQemu(part, ctx.imageStore);
+    try {
+      return await runDriveBackup(qmp, { node: DISK_NODE, target: part, ...opts });
+    } finally {
+      await ctx.runtime.takeFromQemu(part);
+    }
+  };
   const drive = async (qmp: QmpClient): Promise<Copied> => {
     let bitmap: "usable" | "none" = withBitmap ? await usableBitmap(ctx, vm, qmp) : "none";
     if (parent && bitmap === "usable") {
       await ctx.qemuImg.createOnSibling(part, path.basename(parent.path ?? ""), virtualSize);
-      const r = await runDriveBackup(qmp, { node: DISK_NODE, target: part, sync: { mode: "incremental" }, signal: ctx.signal, onProgress, ...speed });
+      const r = await backupInto(qmp, { sync: { mode: "incremental" }, signal: ctx.signal, onProgress, ...speed });
       return { bytes: r.bytes, kind: "incremental" };
     }
     if (parent) await ctx.note("no usable change bitmap on the disk: taking a full backup instead of an incremental", "warn");
     await ctx.qemuImg.create(part, "qcow2", virtualSize);
     const sync: DriveBackupOptions["sync"] = { mode: "full", bitmap: !withBitmap ? "none" : bitmap === "usable" ? "clear" : "add" };
     bitmap = "none";
-    const r = await runDriveBackup(qmp, { node: DISK_NODE, target: part, sync, signal: ctx.signal, onProgress, ...speed });
+    const r = await backupInto(qmp, { sync, signal: ctx.signal, onProgress, ...speed });
     return { bytes: r.bytes, kind: "full" };
   };
   if (running) {
@@ -115,7 +127,12 @@ async function copyDisk(ctx: HandlerContext<"vm.backup">, vm: Vm, part: string, 
   }
   if (parent && withBitmap && (await usableBitmap(ctx, vm, null)) === "usable") {
     await ctx.note("incremental backup of the stopped VM's disk (QEMU without a machine reads its change bitmap)");
-    return withBlockNode({ binary: ctx.runtime.config.qemuBinary, disk, qmpSocket: path.join(ctx.runtime.files(vm.id).dir, "backup-qmp.sock"), node: DISK_NODE, signal: ctx.signal }, drive);
+    // That QEMU is confined like the VM's (sandbox, IAAS_QEMU_USER): it writes the disk's bitmap
+    // and its QMP socket goes in the VM's directory, both given to the QEMU user as at VM start.
+    const dir = ctx.runtime.files(vm.id).dir;
+    const user = ctx.runtime.qemuUser;
+    if (user !== undefined) for (const file of [dir, disk]) await chown(file, user.uid, user.gid);
+    return withBlockNode({ binary: ctx.runtime.config.qemuBinary, disk, qmpSocket: path.join(dir, "backup-qmp.sock"), node: DISK_NODE, signal: ctx.signal, user }, drive);
   }
   if (parent) await ctx.note("no usable change bitmap on the disk: taking a full backup instead of an incremental", "warn");
   await ctx.note("backup of the stopped VM's disk (qemu-img convert)");

@@ -81,7 +81,7 @@ async function stageForOtherHost(ctx: HandlerContext<"vm.clone">, vm: Vm) {
   await rename(`${target}.part`, target);
   const nextJobId = randomUUID();
   await ctx.db.$transaction(async (tx) => {
-    await createJobRow(tx, nextJobId, { type: "vm.clone", payload: { vmId: vm.id, sourceVmId, start: ctx.payload.start, stagedDisk: staged }, hostId: vm.hostId, vmId: vm.id, imageId: vm.imageId, targetName: vm.name }, {});
+    await createJobRow(tx, nextJobId, { type: "vm.clone", payload: { vmId: vm.id, sourceVmId, start: ctx.payload.start, stagedDisk: staged }, hostId: vm.hostId, vmId: vm.id, imageId: vm.imageId, targetName: vm.name, projectId: vm.projectId }, { actor: { name: ctx.job.actorName ?? "system", tokenId: ctx.job.actorTokenId, requestId: ctx.job.requestId } });
     await tx.vm.update({ where: { id: vm.id }, data: { lockJobId: nextJobId } });
   });
   await ctx.note(`disk staged; host '${vm.hostId}' takes it over in job ${nextJobId}`);

@@ -1,4 +1,5 @@
 import { IaasError } from "@iaas/contracts";
+import { ProcessError } from "@iaas/hypervisor";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
 import { loadVm, settleVm } from "./vmState.js";
 
@@ -15,7 +16,11 @@ async function userModeForward(ctx: HandlerContext<NetJob>, vmId: string, comman
   const out = await ctx.runtime.qmp(vm.id, (q) => q.execute("human-monitor-command", { "command-line": command }));
   // The monitor answers errors in words ("Could not set up host forwarding rule …", "invalid …").
   if (typeof out === "string" && /could not|invalid|error|not found|failed/i.test(out)) {
-    throw new IaasError("NETWORK_FAILED", `QEMU refused \`${command}\`: ${out.trim()}`, { hint: "pick another host port" });
+    // An unprivileged QEMU (IAAS_QEMU_USER) cannot bind host ports below 1024.
+    const port = Number(/:(\d+)-:/.exec(command)?.[1] ?? NaN);
+    const user = ctx.runtime.qemuUser;
+    const hint = user !== undefined && port < 1024 ? `QEMU runs as '${user.name}' (IAAS_QEMU_USER), which cannot bind host ports below 1024: pick a port from 1024 up` : "pick another host port";
+    throw new IaasError("NETWORK_FAILED", `QEMU refused \`${command}\`: ${out.trim()}`, { hint });
   }
   await ctx.note(`live: ${command}`);
 }
@@ -87,7 +92,13 @@ export const vmProbe: JobHandler<"vm.probe"> = {
     const deadline = started + timeoutSeconds * 1000;
     await ctx.progress({ phase: "probe", percent: 0, message: `waiting for ${nic.ip}:${port} to answer` });
     for (let attempt = 1; ; attempt++) {
-      const r = await ctx.runner.run([process.execPath, "-e", PROBE_SCRIPT, nic.ip, String(port)], { timeoutMs: 5000, signal: ctx.signal, allowExitCodes: [1, 2] });
+      const r = await ctx.runner
+        .run([process.execPath, "-e", PROBE_SCRIPT, nic.ip, String(port)], { timeoutMs: 10_000, signal: ctx.signal, allowExitCodes: [1, 2] })
+        .catch((err: unknown) => {
+          // On a loaded host the probe process itself can be slow to start: that is "no answer yet", not a failure.
+          if (ctx.signal.aborted || !(err instanceof ProcessError) || err.reason !== "timeout") throw err;
+          return { code: 2 };
+        });
       if (r.code === 0) return { vmId, ip: nic.ip, port, elapsedMs: Date.now() - started };
       if (Date.now() >= deadline) {
         throw new IaasError("WAIT_TIMEOUT", `${nic.ip}:${port} did not answer within ${timeoutSeconds}s`, {

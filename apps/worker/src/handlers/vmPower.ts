@@ -24,7 +24,7 @@ export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create" | "vm
   await ctx.consoles.reset(vm.id);
   await ctx.progress({ phase: "network", percent: base + 5, message: "host networking and cloud-init seed" });
   const spec = { ...(await prepareLaunch(ctx, vm, `start ${vm.name}`)), ...opts };
-  const pid = await ctx.runtime.start(spec, ctx.signal);
+  const pid = await ctx.runtime.start(spec, ctx.signal, (text) => ctx.note(text, "warn"));
   await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "running", pid, accelerator: ctx.runtime.config.accelerator, errorCode: null, errorMessage: null, errorHint: null } });
   await ctx.note(`QEMU running as pid ${pid}; console: \`iaas vm console ${vm.name}\``);
   return pid;

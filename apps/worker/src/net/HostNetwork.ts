@@ -30,9 +30,23 @@ const VXLAN_PORT = 4789;
 
 interface IpLink {
   ifname: string;
+  flags?: string[];
   master?: string;
   link_type?: string;
-  linkinfo?: { info_kind?: string };
+  /** A tun/tap device's owner, as `ip -d` prints it (the name, or the id without one). */
+  linkinfo?: { info_kind?: string; info_data?: { user?: string | number; group?: string | number } };
+}
+
+/** Who may attach to the taps: QEMU's unprivileged user (IAAS_QEMU_USER), when it has one. */
+export interface TapOwner {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+function ownedBy(link: IpLink, owner: TapOwner): boolean {
+  const user = link.linkinfo?.info_data?.user;
+  return user !== undefined && (String(user) === String(owner.uid) || user === owner.name);
 }
 
 async function writeIfChanged(file: string, content: string): Promise<boolean> {
@@ -74,6 +88,8 @@ export class HostNetwork {
     private info: HostNetworkInfo,
     private readonly log: Logger,
     private readonly offlineAfterSeconds = 30,
+    /** Taps are made for this user only (`ip tuntap add … user U group G`); null: for anyone. */
+    private readonly tapOwner: TapOwner | null = null,
   ) {}
 
   get mode(): HostNetworkInfo["mode"] {
@@ -117,14 +133,14 @@ export class HostNetwork {
   private async apply(model: HostNetworkModel): Promise<void> {
     if (model.networks.some((n) => n.mode === "nat")) await this.runner.setSysctl("net.ipv4.ip_forward", "1");
     const links = await this.runner.json<IpLink[]>(["ip", "-d", "-j", "link", "show"]);
-    const existing = new Set(links.map((l) => l.ifname));
+    const existing = new Map(links.map((l) => [l.ifname, l]));
     for (const network of model.networks) await this.applyNetwork(network, existing);
     await this.applyNft(model);
     // Read the links again: applying may have removed some (a VXLAN device left without peers).
     await this.removeUnneeded(model, await this.runner.json<IpLink[]>(["ip", "-j", "link", "show"]));
   }
 
-  private async applyNetwork(n: DesiredNetwork, existing: Set<string>): Promise<void> {
+  private async applyNetwork(n: DesiredNetwork, existing: Map<string, IpLink>): Promise<void> {
     const br = bridgeName(n.id);
     const { prefix } = parseCidr(n.subnet);
     const config = hash({ n: { subnet: n.subnet, mtu: n.mtu, mode: n.mode } });
@@ -143,8 +159,16 @@ export class HostNetwork {
     await this.applyVxlan(n, br, existing);
     for (const nic of n.localNics) {
       const tap = tapName(nic.id);
+      const link = existing.get(tap);
+      if (link !== undefined && this.tapOwner !== null && !ownedBy(link, this.tapOwner) && !(link.flags ?? []).includes("LOWER_UP")) {
+        // Made for another user (or for anyone, before IAAS_QEMU_USER) and no QEMU holds it (no
+        // carrier): made again for QEMU's user. A tap in use is left until its VM restarts.
+        await this.runner.run(["ip", "link", "del", tap]);
+        existing.delete(tap);
+      }
       if (!existing.has(tap)) {
-        await this.runner.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"]);
+        const owner = this.tapOwner === null ? [] : ["user", String(this.tapOwner.uid), "group", String(this.tapOwner.gid)];
+        await this.runner.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap", ...owner]);
         this.configured.delete(tap);
       }
       const tapConfig = `${br}/${n.mtu}`;
@@ -156,7 +180,7 @@ export class HostNetwork {
     await this.applyDnsmasq(n, br);
   }
 
-  private async applyVxlan(n: DesiredNetwork, br: string, existing: Set<string>): Promise<void> {
+  private async applyVxlan(n: DesiredNetwork, br: string, existing: Map<string, IpLink>): Promise<void> {
     const vx = vxlanName(n.id);
     const want = n.peers.length > 0 && this.info.capabilities.vxlan && this.info.address !== null;
     if (!want) {

@@ -56,7 +56,7 @@ export class VmMonitor {
       const { count } = await tx.vm.updateMany({ where: { id: vm.id, lockJobId: null, state: vm.state }, data: { state, pid } });
       if (count === 0) return false;
       const jobId = randomUUID();
-      await createJobRow(tx, jobId, { type: "vm.reconcile", payload: { vmId: vm.id, reason }, hostId, vmId: vm.id, targetName: vm.name }, {});
+      await createJobRow(tx, jobId, { type: "vm.reconcile", payload: { vmId: vm.id, reason }, hostId, vmId: vm.id, targetName: vm.name, projectId: vm.projectId }, {});
       await finishJobIn(tx, jobId, { state: "succeeded", result: { vmId: vm.id, state, previousState: vm.state }, message: reason });
       return true;
     });
