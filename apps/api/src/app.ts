@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { errorHandler } from "./http/problem.js";
+import { storableText } from "./http/storableText.js";
 import { benchRoutes } from "./routes/bench.js";
 import { exportRoutes } from "./routes/exports.js";
 import { ExportService } from "./services/ExportService.js";
@@ -97,7 +98,9 @@ export function createApp(deps: AppDeps): Api {
   app.use("/v1", authenticate(db, config.auth));
   const afterAuth = afterAuthHardening(app);
   if (afterAuth.length > 0) app.use("/v1", ...afterAuth);
-  app.use("/v1", express.json({ limit: "1mb" }));
+  // The raw upload (PUT /v1/images/:ref/file) is never parsed as JSON, whatever its Content-Type says.
+  app.use("/v1", express.json({ limit: "1mb", type: (req) => req.headers["content-type"]?.toLowerCase().includes("json") === true && !(req.method === "PUT" && /\/images\/[^/]+\/file$/.test(req.url ?? "")) }));
+  app.use("/v1", storableText());
   const admin = adminRoutes({ db, projects: new ProjectService(db) });
   app.use("/v1/projects", admin.projects);
   app.use("/v1/tokens", admin.tokens);

@@ -97,6 +97,7 @@ export function auditTrail(db: PrismaClient, log: Logger): RequestHandler {
       const location = String(res.getHeader("location") ?? "");
       const jobId = /^\/v1\/jobs\/([0-9a-f-]{36})$/.exec(location)?.[1] ?? null;
       const presented = tokenPrefix(/^Bearer\s+(\S+)$/i.exec(req.header("authorization") ?? "")?.[1] ?? "");
+      const text = (s: string | null) => (s === null ? null : (s as string & { toWellFormed(): string }).toWellFormed().replaceAll("\u0000", "\uFFFD"));
       db.auditEvent
         .create({
           data: {
@@ -105,14 +106,14 @@ export function auditTrail(db: PrismaClient, log: Logger): RequestHandler {
             projectId: scope?.projectId ?? null,
             requestId: String(res.getHeader("x-request-id") ?? "") || null,
             sourceAddress: req.socket.remoteAddress ?? null,
-            userAgent: req.header("user-agent")?.slice(0, 500) ?? null,
+            userAgent: text(req.header("user-agent")?.slice(0, 500) ?? null),
             method: req.method,
-            path: req.originalUrl.slice(0, 1000),
+            path: text(req.originalUrl.slice(0, 1000)) ?? "",
             outcome,
             status: res.statusCode,
             action: jobId ? ((res.locals as { jobType?: string }).jobType ?? "job") : `${req.method} ${req.baseUrl}${req.route ? String((req.route as { path: string }).path) : req.path}`,
             jobId,
-            detail: (res.locals as { problem?: string }).problem ?? null,
+            detail: text((res.locals as { problem?: string }).problem ?? null),
           },
         })
         .catch((err: unknown) => log.error({ err, method: req.method, url: req.originalUrl }, "could not append to the audit trail"));

@@ -60,6 +60,15 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       sendProblem(res, problemOf(new IaasError("VALIDATION_FAILED", `request body is not valid JSON: ${httpError.message}`, { hint: "send a JSON object with Content-Type: application/json" })));
       return;
     }
+    // Errors from express' router (a malformed %-escape: URIError, 400), body-parser (a body that
+    // does not decompress: 400) and send (a file gone: 404) carry a 4xx status: the client's doing.
+    const status = httpError.status ?? (err as { statusCode?: number }).statusCode;
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      const code = status === 404 ? "NOT_FOUND" : status === 413 ? "REQUEST_TOO_LARGE" : status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : "VALIDATION_FAILED";
+      const what = status === 404 ? "not found" : err instanceof URIError ? "the path has a malformed %-escape" : `the request could not be read (${httpError.message ?? status})`;
+      sendProblem(res, problemOf(new IaasError(code, what, { hint: status === 404 ? "it was removed meanwhile; list again" : "fix the request and send it again" })));
+      return;
+    }
     log.error({ err, method: req.method, url: req.originalUrl }, "unhandled error");
     sendProblem(res, problemOf(new IaasError("INTERNAL", "internal error; the API log has the details", { hint: "retry; if it persists, check the API log" })));
   };

@@ -66,7 +66,9 @@ function sinceOf(input: string): Date {
   const asDate = new Date(input);
   if (/^\d{4}-\d{2}-\d{2}/.test(input) && !Number.isNaN(asDate.getTime())) return asDate;
   try {
-    return new Date(Date.now() - parseDuration(input));
+    const back = new Date(Date.now() - parseDuration(input));
+    if (Number.isNaN(back.getTime()) || back.getFullYear() < 1970) throw new RangeError("too far back");
+    return back;
   } catch {
     throw new IaasError("VALIDATION_FAILED", `--since '${input}' is neither an ISO time nor a duration`, { hint: "e.g. --since 1h, --since 7d or --since 2026-12-01T00:00:00Z" });
   }

@@ -91,6 +91,7 @@ export class ExportService {
       throw new IaasError("INVALID_STATE", `export ${found.id} is still being made by job ${found.jobId}`, { hint: `cancel it with \`iaas job cancel ${found.jobId}\`` });
     }
     if (found.path) await rm(path.join(this.store, found.path), { force: true });
-    await this.db.export.delete({ where: { id: found.id } });
+    const { count } = await this.db.export.deleteMany({ where: { id: found.id } });
+    if (count === 0) throw new IaasError("NOT_FOUND", `export '${id}' not found`, { hint: "it was deleted meanwhile" });
   }
 }

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
+import { Transform } from "node:stream";
 import { enforceQuota } from "./ProjectService.js";
 import { currentProjectId, inProject } from "../auth/scope.js";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm, stat, truncate } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -204,19 +205,36 @@ export class ImageService {
     const out = createWriteStream(headers.contentRange === null ? `${staging}.whole` : staging, { flags: headers.contentRange === null ? "w" : "a" });
     let received = 0;
     const hash = start === 0 ? createHash("sha256") : null;
-    body.on("data", (chunk: Buffer) => {
-      received += chunk.length;
-      hash?.update(chunk);
-      if (start + received > limit) body.destroy(new IaasError("IMAGE_TOO_LARGE", `upload is larger than the ${formatSize(limit)} announced`, { hint: "send the declared number of bytes" }));
+    let overflow: IaasError | null = null;
+    const limiter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        received += chunk.length;
+        hash?.update(chunk);
+        if (start + received > limit) {
+          // Stop writing and answer 400; the rest of the body is not read (the connection closes after the answer).
+          overflow = new IaasError("IMAGE_TOO_LARGE", `upload is larger than the ${formatSize(limit)} announced`, { hint: "send the declared number of bytes" });
+          body.unpipe(limiter);
+          body.pause();
+          done();
+          limiter.end();
+          return;
+        }
+        done(null, chunk);
+      },
     });
     try {
-      await pipeline(body, out);
-    } catch (err) {
-      if (err instanceof IaasError) {
-        await rm(headers.contentRange === null ? `${staging}.whole` : staging, { force: true });
-        throw err;
-      }
+      body.pipe(limiter);
+      body.on("error", (err) => limiter.destroy(err));
+      body.on("aborted", () => limiter.destroy(new Error("client went away")));
+      await pipeline(limiter, out);
+    } catch {
       // The client went away: keep what arrived, so the upload can resume.
+    }
+    if (overflow !== null) {
+      // A whole upload is dropped; a range is cut back to where it started, keeping earlier ranges.
+      if (headers.contentRange === null) await rm(`${staging}.whole`, { force: true });
+      else await truncate(staging, start);
+      throw overflow;
     }
     if (headers.contentRange === null) {
       await rename(`${staging}.whole`, staging);

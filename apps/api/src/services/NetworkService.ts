@@ -71,7 +71,8 @@ export class NetworkService {
           hint: `delete those VMs or remove their NICs (\`iaas vm nic remove VM --network ${network.name}\`), then retry`,
         });
       }
-      await tx.network.delete({ where: { id: network.id } });
+      const { count } = await tx.network.deleteMany({ where: { id: network.id } });
+      if (count === 0) throw new IaasError("NOT_FOUND", `network '${ref}' not found`, { hint: "it was deleted meanwhile" });
       return network;
     });
   }

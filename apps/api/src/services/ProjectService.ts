@@ -147,6 +147,7 @@ export class ProjectService {
     if (held.length > 0) {
       throw new IaasError("INVALID_STATE", `project '${project.name}' still has ${held.join(", ")}`, { hint: "delete them (and revoke its tokens) first" });
     }
-    await this.db.$transaction([this.db.apiToken.deleteMany({ where: { projectId: project.id } }), this.db.project.delete({ where: { id: project.id } })]);
+    const [, removed] = await this.db.$transaction([this.db.apiToken.deleteMany({ where: { projectId: project.id } }), this.db.project.deleteMany({ where: { id: project.id } })]);
+    if (removed.count === 0) throw new IaasError("NOT_FOUND", `project '${ref}' not found`, { hint: "it was deleted meanwhile" });
   }
 }

@@ -16,14 +16,15 @@ export class VmChangeService {
 
   /** Checks that the VM's host has room for the extra CPUs, memory or disk, as placement would. */
   private async requireRoom(tx: Prisma.TransactionClient, vm: Vm, extra: { cpus: number; memoryBytes: number; diskBytes: number }): Promise<void> {
+    // Lock order everywhere: placement, then VM rows, then the project row (callers took placement first).
     await enforceQuota(tx, vm.projectId, { vcpus: extra.cpus, memoryBytes: extra.memoryBytes, diskBytes: extra.diskBytes });
-    await lockPlacement(tx);
     const host = await tx.host.findUniqueOrThrow({ where: { id: vm.hostId } });
     await requireHostRoom(tx, host, { name: vm.name, ...extra }, this.offlineAfterSeconds, `the change to VM '${vm.name}'`);
   }
 
   async resize(ref: string, req: VmResizeRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
     return this.submitter.submit(meta, async (tx, jobId) => {
+      await lockPlacement(tx);
       const vm = await lockVm(tx, await findVm(tx, ref), jobId);
       if (vm.state !== "running" && vm.state !== "stopped") {
         throw new IaasError("INVALID_STATE", `cannot resize VM '${vm.name}': it is ${vm.state}`, { hint: `wait for it: \`iaas vm show ${vm.name}\`` });
@@ -49,6 +50,7 @@ export class VmChangeService {
   /** Sets CPUs and memory of a stopped VM, checked against its host's room; the next start uses them. */
   async set(ref: string, req: VmSetRequest): Promise<Vm> {
     return this.db.$transaction(async (tx) => {
+      await lockPlacement(tx);
       const found = await findVm(tx, ref);
       const { count } = await tx.vm.updateMany({ where: { id: found.id, lockJobId: null, state: "stopped" }, data: {} });
       const vm = await tx.vm.findUniqueOrThrow({ where: { id: found.id } });

@@ -87,8 +87,9 @@ export class VmCloneService {
   private async otherHost(tx: Prisma.TransactionClient, ref: string, networks: Network[]): Promise<Host> {
     const demands = await resolveNicRequests(tx, networks.map((n) => ({ network: n.id })));
     const host = await tx.host.findFirst({ where: { OR: [{ id: ref }, { name: ref }] } });
-    if (!host || !isHostOnline(host, this.offlineAfterSeconds)) {
-      throw new IaasError("HOST_OFFLINE", `host '${ref}' is ${host ? "offline" : "unknown"}`, { hint: "`iaas host list` shows the hosts that are online" });
+    if (!host) throw new IaasError("NOT_FOUND", `host '${ref}' not found`, { hint: "`iaas host list` shows the hosts" });
+    if (!isHostOnline(host, this.offlineAfterSeconds)) {
+      throw new IaasError("HOST_OFFLINE", `host '${ref}' is offline`, { hint: "`iaas host list` shows the hosts that are online" });
     }
     if (host.drained) throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' is drained: it takes no new VMs`, { hint: "choose another host, or undrain it" });
     const reasons = networkReasons(host.id, hostNetworkOf(host), demands);

@@ -10,7 +10,9 @@ export async function pickWorkHost(tx: Prisma.TransactionClient, offlineAfterSec
   const hosts = (await tx.host.findMany({ where: { drained: false }, orderBy: { id: "asc" } })).filter((h) => isHostOnline(h, offlineAfterSeconds));
   if (pinned !== undefined) {
     if (!hosts.some((h) => h.id === pinned)) {
-      throw new IaasError("HOST_OFFLINE", `host '${pinned}' is not online`, { hint: "`iaas host list` shows which hosts are online" });
+      const known = await tx.host.findUnique({ where: { id: pinned } });
+      if (!known) throw new IaasError("NOT_FOUND", `host '${pinned}' not found`, { hint: "`iaas host list` shows the hosts" });
+      throw new IaasError("HOST_OFFLINE", `host '${pinned}' is not online${known.drained ? " (drained)" : ""}`, { hint: "`iaas host list` shows which hosts are online" });
     }
     return pinned;
   }
