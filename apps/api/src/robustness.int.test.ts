@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Problem } from "@iaas/contracts";
+import express from "express";
+import { pino } from "pino";
+import { Prisma } from "@iaas/db";
+import { errorHandler } from "./http/problem.js";
 import { startTestApi, type TestApi } from "./testing/testApi.js";
 
 // Requests the fuzzer found answered with 5xx or a dropped connection, each pinned down: every
@@ -51,5 +55,22 @@ describe("bad requests get 4xx, never 5xx", () => {
     expect(await problem(over)).toMatchObject({ status: 400, code: "IMAGE_TOO_LARGE" });
     const asJson = await fetch(`${api.base}/v1/images/up/file`, { method: "PUT", headers: { "content-type": "application/json", "content-range": "bytes 0-6/1024" }, body: "{\"a\":1}" });
     expect(((await asJson.json()) as { offset: number }).offset).toBe(7);
+  });
+
+  it("a row deleted between two reads of one request (Prisma P2025) is 404, not 500", async () => {
+    const app = express();
+    app.get("/gone", () => {
+      throw new Prisma.PrismaClientKnownRequestError("No record was found for a query.", { code: "P2025", clientVersion: Prisma.prismaVersion.client });
+    });
+    app.use(errorHandler(pino({ level: "silent" })));
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    try {
+      const address = server.address();
+      const res = await fetch(`http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/gone`);
+      expect(await problem(res)).toMatchObject({ status: 404, code: "NOT_FOUND" });
+    } finally {
+      server.close();
+    }
   });
 });

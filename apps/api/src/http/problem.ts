@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { httpStatusFor, IaasError, type ErrorCode, type Problem } from "@iaas/contracts";
+import { isRecordNotFound } from "@iaas/db";
 import { RequestValidationError } from "./validate.js";
 import { tooLarge } from "./bodies.js";
 
@@ -58,6 +59,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (httpError.type === "entity.parse.failed") {
       sendProblem(res, problemOf(new IaasError("VALIDATION_FAILED", `request body is not valid JSON: ${httpError.message}`, { hint: "send a JSON object with Content-Type: application/json" })));
+      return;
+    }
+    // A row a request found and then read again was deleted in between by another request.
+    if (isRecordNotFound(err)) {
+      sendProblem(res, problemOf(new IaasError("NOT_FOUND", "not found: it was removed while the request ran", { hint: "list again" })));
       return;
     }
     // Errors from express' router (a malformed %-escape: URIError, 400), body-parser (a body that
