@@ -15,6 +15,8 @@ const ApiEnv = z.object({
   IAAS_HOST_OFFLINE_SECONDS: z.coerce.number().int().min(1).default(30),
   /** How often the outbox relay re-enqueues queued jobs missing from Redis, and the sweeper runs. */
   IAAS_RELAY_INTERVAL_MS: z.coerce.number().int().min(100).default(3000),
+  /** Seconds in-flight requests get to finish after SIGTERM before their connections are closed. */
+  IAAS_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(10),
   /**
    * `token` (default): every /v1 request needs an API token (`iaas token create`); `none`: no
    * authentication, everyone is the local admin — refused unless the API listens on loopback only.
@@ -24,6 +26,10 @@ const ApiEnv = z.object({
   IAAS_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
   /** How long an export stays downloadable before it is deleted. */
   IAAS_EXPORT_TTL_SECONDS: z.coerce.number().int().positive().default(24 * 3600),
+  /** Finished jobs (and their events) older than this many days are deleted, unless something still names them. */
+  IAAS_JOB_RETENTION_DAYS: z.coerce.number().positive().default(30),
+  /** An upload that received no bytes for this many hours is marked failed and its staging file removed. */
+  IAAS_UPLOAD_TTL_HOURS: z.coerce.number().positive().default(24),
   /** Mounts POST /v1/bench/noop for `npm run bench:jobs`; never needed in production. */
   IAAS_ENABLE_BENCH_JOBS: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
   // --- HTTP hardening (apps/api/src/http; README "Configuration") ---
@@ -44,6 +50,8 @@ const ApiEnv = z.object({
   IAAS_RATE_LIMIT_EXEMPT: addressList("127.0.0.0/8,::1"),
   /** Open job-event and console-follow streams per API token (per address without one); 0: no limit. */
   IAAS_MAX_STREAMS_PER_TOKEN: z.coerce.number().int().min(0).default(32),
+  /** Open job-event and console-follow streams in this API process, all tokens together; 0: no limit. */
+  IAAS_MAX_STREAMS: z.coerce.number().int().min(0).default(1000),
   /** Largest request head (request line + headers); larger gets 431. */
   IAAS_MAX_HEADER_BYTES: z.coerce.number().int().min(1024).max(1024 ** 2).default(16 * 1024),
   /** Time a client has to send the request head (slowloris). */

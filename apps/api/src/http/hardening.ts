@@ -25,6 +25,8 @@ export interface HardeningConfig {
   rateLimit: RateLimitConfig;
   /** Open event/console streams per token; 0: no limit. */
   maxStreamsPerToken: number;
+  /** Open event/console streams in this API process, all tokens together; 0: no limit. */
+  maxStreams: number;
 }
 
 export const DEFAULT_HARDENING: HardeningConfig = {
@@ -34,6 +36,7 @@ export const DEFAULT_HARDENING: HardeningConfig = {
   tls: false,
   rateLimit: DEFAULT_RATE_LIMITS,
   maxStreamsPerToken: 32,
+  maxStreams: 1000,
 };
 
 /** The hardening the API's environment asks for. */
@@ -45,6 +48,7 @@ export function hardeningFromEnv(env: ApiEnv): HardeningConfig {
     tls: env.IAAS_TLS_CERT !== undefined,
     rateLimit: { perToken: env.IAAS_RATE_LIMIT_PER_MINUTE, perAddress: env.IAAS_RATE_LIMIT_PER_ADDRESS_PER_MINUTE, exempt: env.IAAS_RATE_LIMIT_EXEMPT },
     maxStreamsPerToken: env.IAAS_MAX_STREAMS_PER_TOKEN,
+    maxStreams: env.IAAS_MAX_STREAMS,
   };
 }
 
@@ -142,7 +146,7 @@ export function mountHardening(app: Express, deps: { redis: Redis; prefix: strin
   app.set("trust proxy", config.trustProxy);
   app.use(securityHeaders(config.tls));
   app.use("/v1", noStore(), originAndHostCheck(config), ...addressRateLimits(deps.redis, deps.prefix, config.rateLimit, deps.log), jsonBodiesOnly());
-  installStreamLimiter(app, config.maxStreamsPerToken);
+  installStreamLimiter(app, config.maxStreamsPerToken, config.maxStreams);
   app.locals[AFTER_AUTH_KEY] = rateLimits(deps.redis, deps.prefix, config.rateLimit, deps.log);
   return config;
 }

@@ -3,29 +3,41 @@ import { IaasError } from "@iaas/contracts";
 import { maybeAuthOf } from "../auth/AuthContext.js";
 import { clientAddress } from "./clientAddress.js";
 
+/** Why a stream was refused: its token has `maxPerKey` open, or the process has `maxTotal`. */
+export type StreamRefusal = "token" | "process";
+
 /**
- * Open long-lived streams (job events, console follow) per API token, counted in this process:
- * each one holds a connection, a polling loop or a Redis connection until the client leaves.
- * With several replicas the limit applies per replica.
+ * Open long-lived streams (job events, console follow), counted in this process: each one holds a
+ * connection, a polling loop or a Redis connection until the client leaves. Limited per API token
+ * and in total per process (one app per process); with several replicas each has its own.
  */
 export class StreamLimiter {
   private readonly open = new Map<string, number>();
+  private openTotal = 0;
 
-  /** `max` streams per key; 0: no limit. */
-  constructor(readonly max: number) {}
+  /** `maxPerKey` streams per key and `maxTotal` in all; 0: no limit. */
+  constructor(
+    readonly maxPerKey: number,
+    readonly maxTotal = 0,
+  ) {}
 
-  /** Takes a slot for `key`: its release (idempotent), or null when `max` are open. */
-  tryAcquire(key: string): (() => void) | null {
+  /** Takes a slot for `key`: its release (idempotent), or why there is none. */
+  tryAcquire(key: string): { release: () => void } | { refused: StreamRefusal } {
     const now = this.open.get(key) ?? 0;
-    if (this.max > 0 && now >= this.max) return null;
+    if (this.maxPerKey > 0 && now >= this.maxPerKey) return { refused: "token" };
+    if (this.maxTotal > 0 && this.openTotal >= this.maxTotal) return { refused: "process" };
     this.open.set(key, now + 1);
+    this.openTotal++;
     let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.open.get(key) ?? 1) - 1;
-      if (left <= 0) this.open.delete(key);
-      else this.open.set(key, left);
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.openTotal--;
+        const left = (this.open.get(key) ?? 1) - 1;
+        if (left <= 0) this.open.delete(key);
+        else this.open.set(key, left);
+      },
     };
   }
 
@@ -33,15 +45,25 @@ export class StreamLimiter {
   count(key: string): number {
     return this.open.get(key) ?? 0;
   }
+
+  /** Streams open in this process. */
+  total(): number {
+    return this.openTotal;
+  }
 }
 
 const LOCALS_KEY = "iaasStreamLimiter";
 
 /** Gives `app` its stream limiter (the routes find it through `req.app`). */
-export function installStreamLimiter(app: Express, max: number): StreamLimiter {
-  const limiter = new StreamLimiter(max);
+export function installStreamLimiter(app: Express, maxPerToken: number, maxTotal = 0): StreamLimiter {
+  const limiter = new StreamLimiter(maxPerToken, maxTotal);
   app.locals[LOCALS_KEY] = limiter;
   return limiter;
+}
+
+/** The stream limiter `mountHardening` gave `app`, if any (tests read its counts). */
+export function streamLimiterOf(app: Express): StreamLimiter | undefined {
+  return app.locals[LOCALS_KEY] as StreamLimiter | undefined;
 }
 
 /** Whose streams a request counts against: its token, else its client address. */
@@ -51,19 +73,26 @@ export function streamKeyOf(req: Request): string {
 }
 
 /**
- * Counts the stream `req` is about to open until `res` closes; over the limit throws 429
- * `RATE_LIMITED`. A no-op in an app without a limiter. Call it after the checks that may 404, and
- * before the first byte is written.
+ * Counts the stream `req` is about to open until `res` closes. Over the token's limit it throws 429
+ * `RATE_LIMITED`; over the process's, 503 `SERVICE_UNAVAILABLE` (another replica, or this one
+ * later, can serve it). A no-op in an app without a limiter, and for a response already closed
+ * (the client left: the caller stops at its next `gone` check). Call it after the checks that may
+ * 404, and before the first byte is written.
  */
 export function acquireStream(req: Request, res: Response): void {
   const limiter = req.app.locals[LOCALS_KEY] as StreamLimiter | undefined;
-  if (!limiter) return;
-  const release = limiter.tryAcquire(streamKeyOf(req));
-  if (!release) {
+  if (!limiter || res.closed) return;
+  const slot = limiter.tryAcquire(streamKeyOf(req));
+  if ("refused" in slot) {
     res.setHeader("Retry-After", "5");
-    throw new IaasError("RATE_LIMITED", `too many open event/console streams: at most ${limiter.max} at once per token`, {
-      hint: "close some (`--wait`, `console --follow`) and retry; the API's IAAS_MAX_STREAMS_PER_TOKEN sets the limit",
+    if (slot.refused === "token") {
+      throw new IaasError("RATE_LIMITED", `too many open event/console streams: at most ${limiter.maxPerKey} at once per token`, {
+        hint: "close some (`--wait`, `console --follow`) and retry; the API's IAAS_MAX_STREAMS_PER_TOKEN sets the limit",
+      });
+    }
+    throw new IaasError("SERVICE_UNAVAILABLE", `this API process already serves ${limiter.maxTotal} event/console streams, its most`, {
+      hint: "retry in a few seconds or through another API replica; the API's IAAS_MAX_STREAMS sets the limit",
     });
   }
-  res.once("close", release);
+  res.once("close", slot.release);
 }

@@ -2,20 +2,19 @@ import { rm } from "node:fs/promises";
 import { guardedRouter } from "../auth/permissions.js";
 import { inProject } from "../auth/scope.js";
 import path from "node:path";
-import { type Request, type Response, type Router } from "express";
+import { type Response, type Router } from "express";
 import type { Redis } from "ioredis";
 import { cancelChannel, IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobType } from "@iaas/contracts";
 import { appendJobEvent, finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
 import { validate } from "../http/validate.js";
 import { acquireStream } from "../http/streamLimits.js";
+import { watchClient, type ClientWatch } from "../http/clientWatch.js";
 import { toJobDto, toJobEventDto } from "../services/dto.js";
 import type { JobQueues } from "../services/JobQueues.js";
 import { findImage, findJob, findVm } from "../services/resolve.js";
 
 const POLL_MS = 200;
 const MAX_WAIT_SECONDS = 60;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: string; redis: Redis; queuePrefix: string }): Router {
   const { db } = deps;
@@ -39,26 +38,31 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
   });
 
   router.get("/:id/wait", async (req, res) => {
+    // Not counted as a stream (it ends within MAX_WAIT_SECONDS, and it is what the CLI falls back
+    // to when a stream is refused), but it stops polling as soon as the client leaves.
+    const watch = watchClient(req, res);
     const raw = Number(req.query["timeout"] ?? 30);
     if (!Number.isFinite(raw) || raw < 0) {
       throw new IaasError("VALIDATION_FAILED", `timeout must be a number of seconds, got '${String(req.query["timeout"])}'`, { hint: "use ?timeout=30" });
     }
     const deadline = Date.now() + Math.min(raw, MAX_WAIT_SECONDS) * 1000;
     let job = await findJob(db, req.params.id);
-    let gone = false;
-    req.on("close", () => (gone = true));
-    while (!isTerminalJobState(job.state) && Date.now() < deadline && !gone) {
-      await sleep(POLL_MS);
+    while (!isTerminalJobState(job.state) && Date.now() < deadline && !watch.gone) {
+      await watch.sleep(POLL_MS);
+      if (watch.gone) break;
       job = await db.job.findUniqueOrThrow({ where: { id: job.id } });
     }
+    if (watch.gone) return;
     res.json(toJobDto(job));
   });
 
   router.get("/:id/events", async (req, res) => {
+    const watch = watchClient(req, res);
     const job = await findJob(db, req.params.id);
-    acquireStream(req, res); // 429 over IAAS_MAX_STREAMS_PER_TOKEN; released when the response closes
+    if (watch.gone) return;
+    acquireStream(req, res); // 429/503 over IAAS_MAX_STREAMS_PER_TOKEN/IAAS_MAX_STREAMS; released when the response closes
     const resumeFrom = Number(req.header("last-event-id") ?? req.query["after"] ?? 0);
-    await streamEvents(db, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, req, res);
+    await streamEvents(db, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, watch, res);
   });
 
   router.post("/:id/cancel", async (req, res) => {
@@ -68,33 +72,37 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
         await tx.job.update({ where: { id: job.id }, data: { cancelRequestedAt: new Date() } });
         await appendJobEvent(tx, job.id, { type: "log", level: "warn", message: "cancel requested; the worker is stopping the job" });
       });
-      await deps.redis.publish(cancelChannel(deps.queuePrefix), job.id);
+      // The worker also polls the flag: a publish Redis misses only delays the abort.
+      await deps.redis.publish(cancelChannel(deps.queuePrefix), job.id).catch(() => 0);
       res.status(202).json(toJobDto(await db.job.findUniqueOrThrow({ where: { id: job.id } })));
       return;
     }
     const cancelled = await cancelJob(db, job, deps.store);
-    await deps.queues.remove(cancelled);
+    // A cancelled job is skipped by the worker anyway; its queue entry is only tidied here.
+    await deps.queues.remove(cancelled).catch(() => undefined);
     res.json(toJobDto(cancelled));
   });
 
   return router;
 }
 
-/** Server-Sent Events: replays events after `after`, then follows new ones until the job is final. */
-async function streamEvents(db: PrismaClient, job: Job, after: number, req: Request, res: Response): Promise<void> {
+/**
+ * Server-Sent Events: replays events after `after`, then follows new ones until the job is final
+ * or the client leaves (checked after every query; the poll timer is cut short when it does).
+ */
+async function streamEvents(db: PrismaClient, job: Job, after: number, watch: ClientWatch, res: Response): Promise<void> {
   res.status(200);
   res.setHeader("Content-Type", "text/event-stream");
   res.setHeader("Cache-Control", "no-store");
   res.setHeader("Connection", "keep-alive");
   res.setHeader("X-Accel-Buffering", "no");
   res.flushHeaders();
-  let closed = false;
-  req.on("close", () => (closed = true));
   let last = after;
   let lastWrite = Date.now();
-  while (!closed) {
+  while (!watch.gone) {
     const current = await db.job.findUniqueOrThrow({ where: { id: job.id }, select: { state: true } });
     const events = await db.jobEvent.findMany({ where: { jobId: job.id, seq: { gt: last } }, orderBy: { seq: "asc" }, take: 500 });
+    if (watch.gone) break;
     for (const ev of events) {
       res.write(`id: ${ev.seq}\nevent: ${ev.type}\ndata: ${JSON.stringify(toJobEventDto(ev))}\n\n`);
       last = ev.seq;
@@ -104,6 +112,7 @@ async function streamEvents(db: PrismaClient, job: Job, after: number, req: Requ
     if (isTerminalJobState(current.state)) {
       // Events are written in the same transaction as the terminal state, so none can follow.
       const rest = await db.jobEvent.count({ where: { jobId: job.id, seq: { gt: last } } });
+      if (watch.gone) break;
       if (rest === 0) {
         res.write(`event: end\ndata: ${JSON.stringify({ jobId: job.id, state: current.state })}\n\n`);
         break;
@@ -114,7 +123,7 @@ async function streamEvents(db: PrismaClient, job: Job, after: number, req: Requ
       res.write(": keep-alive\n\n");
       lastWrite = Date.now();
     }
-    await sleep(POLL_MS);
+    await watch.sleep(POLL_MS);
   }
   res.end();
 }

@@ -33,6 +33,7 @@ import { findVm } from "../services/resolve.js";
 import type { VmAction, VmService } from "../services/VmService.js";
 import type { VmNetworkService } from "../services/VmNetworkService.js";
 import { streamConsole } from "./console.js";
+import { watchClient } from "../http/clientWatch.js";
 
 function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
@@ -203,9 +204,10 @@ export function vmRoutes(deps: {
   });
 
   router.get("/:ref/console", async (req, res) => {
+    const watch = watchClient(req, res); // before the first await: a client may leave during the lookup
     const vm = await findVm(db, req.params.ref);
     const follow = req.query["follow"] === "true" || req.query["follow"] === "1";
-    await streamConsole({ redis: deps.redis, prefix: deps.queuePrefix, db, vmId: vm.id, follow, req, res });
+    await streamConsole({ redis: deps.redis, prefix: deps.queuePrefix, db, vmId: vm.id, follow, req, res, watch });
   });
 
   return router;

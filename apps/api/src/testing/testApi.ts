@@ -10,6 +10,8 @@ import { createTestDatabase, testRedisUrl } from "@iaas/db/testing";
 import type { AuthMode } from "../auth/authenticate.js";
 import type { BackupScheduler } from "../services/BackupScheduler.js";
 import { createApp } from "../app.js";
+import { DEFAULT_HARDENING, type HardeningConfig } from "../http/hardening.js";
+import { streamLimiterOf, type StreamLimiter } from "../http/streamLimits.js";
 import { JobQueues } from "../services/JobQueues.js";
 import { TEST_HOST_NETWORK } from "./hostNetwork.js";
 
@@ -22,6 +24,8 @@ export interface TestApi {
   prefix: string;
   store: string;
   base: string;
+  /** The app's stream limiter: `streams.total()` is the number of event/console streams open. */
+  streams: StreamLimiter;
   post(p: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Empties every table and puts back one bridge-capable host `h1`, a ready image `deb` and a `default` network. */
   reset(): Promise<void>;
@@ -29,7 +33,7 @@ export interface TestApi {
 }
 
 /** The API in-process on a fresh database and queue prefix, against the real Postgres and Redis. */
-export async function startTestApi(opts: { auth?: AuthMode } = {}): Promise<TestApi> {
+export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<HardeningConfig> } = {}): Promise<TestApi> {
   const database = await createTestDatabase();
   const db = createPrismaClient(database.url);
   const redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
@@ -41,11 +45,14 @@ export async function startTestApi(opts: { auth?: AuthMode } = {}): Promise<Test
     redis,
     queues,
     log: pino({ level: "silent" }),
+    ...(opts.hardening ? { hardening: { ...DEFAULT_HARDENING, ...opts.hardening } } : {}),
     config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600, auth: opts.auth ?? "none" },
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
   });
+  const streams = streamLimiterOf(app);
+  if (!streams) throw new Error("createApp gave the app no stream limiter");
   const address = server.address();
   const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   return {
@@ -56,6 +63,7 @@ export async function startTestApi(opts: { auth?: AuthMode } = {}): Promise<Test
     prefix,
     store,
     base,
+    streams,
     post: (p, body, headers = {}) =>
       fetch(`${base}${p}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body ?? {}) }),
     async reset() {
