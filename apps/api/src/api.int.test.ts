@@ -129,15 +129,15 @@ describe("REST API", () => {
     const queue = new Queue(hostQueueName("h1"), { connection: redis, prefix });
     await (await queue.getJob(body.job.id))?.remove();
     expect(await queue.getJob(body.job.id)).toBeUndefined();
-    expect(await relayQueuedJobs(db, api.queues, log, 0)).toBe(1);
+    expect((await relayQueuedJobs(db, api.queues, log, 0)).queued).toBe(1);
     expect((await queue.getJob(body.job.id))?.id).toBe(body.job.id);
-    expect(await relayQueuedJobs(db, api.queues, log, 0)).toBe(0);
+    expect((await relayQueuedJobs(db, api.queues, log, 0)).queued).toBe(0);
   });
 
   it("fails a job whose worker died past its timeout and takes the VM out of its transitional state", async () => {
     const { body } = await createVm();
     await db.job.update({ where: { id: body.job.id }, data: { state: "running", startedAt: new Date(Date.now() - 3_600_000) } });
-    expect(await sweepExpiredJobs(db, log)).toEqual([body.job.id]);
+    expect(await sweepExpiredJobs(db, log, store)).toEqual([body.job.id]);
     const job = await db.job.findUniqueOrThrow({ where: { id: body.job.id } });
     expect(job).toMatchObject({ state: "failed", errorCode: "JOB_TIMEOUT" });
     expect(await db.vm.findUniqueOrThrow({ where: { id: body.vm.id } })).toMatchObject({ state: "error", lockJobId: null });

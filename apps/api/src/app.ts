@@ -35,6 +35,8 @@ import { ProjectService } from "./services/ProjectService.js";
 export interface AppDeps {
   db: PrismaClient;
   redis: Redis;
+  /** A connection for BullMQ consumers (blocking commands, retried forever); default: `redis`. */
+  blockingRedis?: Redis;
   queues: JobQueues;
   log: Logger;
   /** HTTP hardening (http/hardening.ts): Origin/Host checks, rate and stream limits, HSTS; left out: DEFAULT_HARDENING. */
@@ -71,7 +73,7 @@ export function createApp(deps: AppDeps): Api {
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
   const backups = new BackupService(db, submitter, vms, config.offlineAfterSeconds);
-  const backupScheduler = new BackupScheduler(db, deps.redis, config.queuePrefix, backups, log);
+  const backupScheduler = new BackupScheduler(db, deps.redis, config.queuePrefix, backups, log, deps.blockingRedis ?? deps.redis);
 
   const app = express();
   app.disable("x-powered-by");

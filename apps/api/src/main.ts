@@ -7,7 +7,8 @@ import { parseApiEnv } from "./env.js";
 import { hardeningFromEnv } from "./http/hardening.js";
 import { createLogger } from "./http/logger.js";
 import { createApiServer, listen, serverOptionsFromEnv } from "./http/server.js";
-import { expireExports, sweepExpiredJobs } from "./maintenance/jobSweeper.js";
+import { expireExports, settleOrphans, sweepExpiredJobs } from "./maintenance/jobSweeper.js";
+import { Maintenance } from "./maintenance/Maintenance.js";
 import { relayQueuedJobs } from "./maintenance/outboxRelay.js";
 import { JobQueues } from "./services/JobQueues.js";
 
@@ -18,11 +19,19 @@ async function main(): Promise<void> {
   const serverOptions = await serverOptionsFromEnv(env);
   await mkdir(env.IAAS_IMAGE_STORE, { recursive: true });
   const db = createPrismaClient(env.DATABASE_URL);
-  const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
+  // Fail fast while Redis is away: no offline queue (a command fails at once instead of waiting
+  // for a reconnect), bounded connect and command times. Requests that need the queue answer 503
+  // QUEUE_UNAVAILABLE; jobs committed meanwhile are relayed when it is back.
+  const redis = new Redis(env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 3000 });
+  redis.on("error", (err) => log.debug({ err: err.message }, "redis connection error"));
+  // BullMQ's consumer side (backup schedule fires) blocks on Redis and wants its own settings.
+  const blocking = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
+  blocking.on("error", (err) => log.debug({ err: err.message }, "redis connection error"));
   const queues = new JobQueues(redis, env.IAAS_QUEUE_PREFIX);
   const { app, backupScheduler } = createApp({
     db,
     redis,
+    blockingRedis: blocking,
     queues,
     log,
     hardening: hardeningFromEnv(env),
@@ -37,25 +46,28 @@ async function main(): Promise<void> {
     },
   });
 
-  let maintenanceRunning = false;
-  const maintenance = async () => {
-    if (maintenanceRunning) return;
-    maintenanceRunning = true;
-    try {
-      await relayQueuedJobs(db, queues, log);
-      await backupScheduler.reconcile();
-      await sweepExpiredJobs(db, log);
-      const expired = await expireExports(db, env.IAAS_IMAGE_STORE);
-      if (expired > 0) log.info({ expired }, "deleted expired exports");
-    } catch (err) {
-      log.warn({ err }, "maintenance pass failed; will retry");
-    } finally {
-      maintenanceRunning = false;
-    }
-  };
-  await maintenance();
+  // Relay, sweeper, reconcile, expiry: one replica at a time (a Postgres advisory lock per pass).
+  const maintenance = new Maintenance(
+    db,
+    [
+      { name: "relay", run: () => relayQueuedJobs(db, queues, log) },
+      { name: "sweep", run: () => sweepExpiredJobs(db, log, env.IAAS_IMAGE_STORE) },
+      { name: "settle", run: () => settleOrphans(db, log, env.IAAS_IMAGE_STORE) },
+      { name: "schedules", run: () => (queues.available() ? backupScheduler.reconcile() : Promise.resolve("skipped: redis unreachable")) },
+      {
+        name: "exports",
+        run: async () => {
+          const expired = await expireExports(db, env.IAAS_IMAGE_STORE);
+          if (expired > 0) log.info({ expired }, "deleted expired exports");
+          return expired;
+        },
+      },
+    ],
+    log.child({ component: "maintenance" }),
+  );
+  await maintenance.pass();
   backupScheduler.start();
-  const timer = setInterval(() => void maintenance(), env.IAAS_RELAY_INTERVAL_MS);
+  const timer = setInterval(() => void maintenance.pass(), env.IAAS_RELAY_INTERVAL_MS);
 
   // Node answers 431 to a head over IAAS_MAX_HEADER_BYTES itself; see http/server.ts for the timeouts.
   const server = createApiServer(app, serverOptions);
@@ -64,18 +76,23 @@ async function main(): Promise<void> {
   log.info({ host: env.IAAS_API_HOST, port, tls: scheme === "https" }, `IaaS API listening on ${scheme}://${env.IAAS_API_HOST}:${port}`);
 
   const shutdown = async (signal: string) => {
-    log.info({ signal }, "shutting down");
+    log.info({ signal, graceSeconds: env.IAAS_SHUTDOWN_GRACE_SECONDS }, "shutting down: no new connections; in-flight requests get the grace period");
     clearInterval(timer);
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
     const closed = new Promise<void>((r) => server.close(() => r()));
-    // Long-polls and event streams would hold close() open; clients resume them (Last-Event-ID).
-    server.closeAllConnections();
-    await closed;
+    server.closeIdleConnections();
+    const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), env.IAAS_SHUTDOWN_GRACE_SECONDS * 1000).unref());
+    if ((await Promise.race([closed.then(() => "done" as const), grace])) === "timeout") {
+      // Event streams and long-polls are still open: clients resume them (Last-Event-ID) elsewhere.
+      log.info("closing the connections still open after the grace period");
+      server.closeAllConnections();
+      await closed;
+    }
     await backupScheduler.close();
     await queues.close();
     redis.disconnect();
+    blocking.disconnect();
     await db.$disconnect();
+    log.info("stopped");
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));

@@ -63,6 +63,8 @@ const WorkerEnv = z.object({
   IAAS_HOST_OFFLINE_SECONDS: z.coerce.number().int().min(1).default(30),
   /** Seconds running jobs get to finish after SIGTERM before the worker exits anyway. */
   IAAS_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
+  /** A running job's lease (BullMQ lock and Postgres lease); a job whose worker died is redelivered after it. */
+  IAAS_JOB_LEASE_SECONDS: z.coerce.number().min(2).max(600).default(30),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;

@@ -1,17 +1,19 @@
 #!/usr/bin/env node
+import { randomUUID } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { configError, hostQueueName, LOG_REDACT_CENSOR, LOG_REDACT_PATHS, parseSize } from "@iaas/contracts";
-import { createPrismaClient, finishJob } from "@iaas/db";
+import { createPrismaClient } from "@iaas/db";
 import { detectAccelerator, QemuImg, qemuVersion } from "@iaas/hypervisor";
 import { parseWorkerEnv } from "./env.js";
 import { HostRegistration, measureHost } from "./host/HostRegistration.js";
 import type { WorkerServices } from "./jobs/HandlerContext.js";
 import { handlers } from "./jobs/handlers.js";
 import { CancelWatcher } from "./jobs/CancelWatcher.js";
+import { DatabaseGate } from "./jobs/DatabaseGate.js";
 import { parseAllowList } from "./download/urlPolicy.js";
 import { JobRunner, type QueueJobData } from "./jobs/JobRunner.js";
 import { ConsoleTailer } from "./vm/ConsoleTailer.js";
@@ -106,22 +108,26 @@ async function main(): Promise<void> {
   const monitor = new VmMonitor(services, log.child({ component: "monitor" }));
   await monitor.pass(true);
 
-  const runner = new JobRunner(services, handlers, log);
-  const worker = new Worker<QueueJobData>(hostQueueName(env.IAAS_HOST_ID), (job) => runner.process(job), {
+  const instanceId = randomUUID();
+  const leaseMs = env.IAAS_JOB_LEASE_SECONDS * 1000;
+  const gate: DatabaseGate = new DatabaseGate(db, log.child({ component: "db-gate" }), {
+    pause: async (): Promise<void> => worker.pause(true),
+    resume: async (): Promise<void> => worker.resume(),
+  });
+  const runner = new JobRunner(services, handlers, log, { instanceId, leaseMs, gate });
+  const worker: Worker<QueueJobData> = new Worker<QueueJobData>(hostQueueName(env.IAAS_HOST_ID), (job, token): Promise<void> => runner.process(job, token), {
     connection: redis.duplicate(),
     prefix: env.IAAS_QUEUE_PREFIX,
     concurrency: env.IAAS_CONCURRENCY,
-    maxStalledCount: 2,
+    // The BullMQ lock is the lease: a job whose worker died is redelivered once it lapses.
+    lockDuration: leaseMs,
+    stalledInterval: leaseMs,
+    maxStalledCount: 1_000_000,
   });
+  runner.startLeases();
+  // Postgres decides what a job needs (the relay re-adds what BullMQ gave up on); this only logs.
   worker.on("failed", (job, err) => {
-    if (!job) return;
-    const exhausted = job.attemptsMade >= (job.opts.attempts ?? 1) || /stalled/i.test(err.message);
-    if (!exhausted) return;
-    // The processor records its own final failures; this catches deliveries BullMQ gave up on.
-    void finishJob(db, job.data.jobId, {
-      state: "failed",
-      error: { code: "INTERNAL", message: `delivery failed for good: ${err.message}`, hint: "retry the request; the worker log has details" },
-    }).catch((e: unknown) => log.error({ err: e }, "could not record a failed delivery"));
+    if (job) log.warn({ jobId: job.data.jobId, err: err.message }, "delivery failed");
   });
   worker.on("error", (err) => log.error({ err }, "queue worker error"));
   const cancels = new CancelWatcher(redis, env.IAAS_QUEUE_PREFIX, db, runner, log);
@@ -159,18 +165,29 @@ async function main(): Promise<void> {
   }, env.IAAS_NETWORK_SYNC_MS);
 
   const shutdown = async (signal: string) => {
-    log.info({ signal }, "stopping: no new jobs; running jobs get a grace period; VMs keep running");
+    log.info({ signal, running: runner.runningJobIds() }, "stopping: no new jobs; running jobs get a grace period; VMs keep running");
     clearInterval(monitorTimer);
     clearInterval(networkTimer);
     cancels.stop();
+    const closing = worker.close();
     const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), env.IAAS_SHUTDOWN_GRACE_SECONDS * 1000).unref());
-    if ((await Promise.race([worker.close(), grace])) === "timeout") {
-      log.warn("running jobs did not finish within the grace period; they will be redelivered");
+    if ((await Promise.race([closing.then(() => "done" as const), grace])) === "timeout") {
+      // Hand the jobs back: their leases end now, so the relay and BullMQ redeliver them to the
+      // next worker of this host, whose handlers pick up where the domain rows say.
+      const handed = runner.runningJobIds();
+      log.warn({ jobs: handed }, "running jobs did not finish within the grace period; handing them back");
+      gate.stopping = true;
+      runner.stopLeases();
+      await db.job
+        .updateMany({ where: { id: { in: handed }, state: "running", workerInstance: instanceId }, data: { leaseExpiresAt: new Date(0) } })
+        .catch((err: unknown) => log.error({ err }, "could not end the leases of the jobs handed back; they are redelivered when the lease runs out"));
       await worker.close(true);
     }
+    runner.stopLeases();
     registration.stop();
     redis.disconnect();
     await db.$disconnect();
+    log.info("stopped");
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));

@@ -32,6 +32,11 @@ export const ErrorCode = z.enum([
   "JOB_TIMEOUT",
   "JOB_CANCELLED",
   "SERVICE_UNAVAILABLE",
+  // Reliability: a dependency is down (the request changed nothing; retry), a worker died running a job.
+  "QUEUE_UNAVAILABLE",
+  "DATABASE_UNAVAILABLE",
+  "WORKER_LOST",
+  "UPLOAD_IN_PROGRESS",
   "UNAUTHORIZED",
   // HTTP hardening (apps/api/src/http): body type and size, cross-site/rebinding checks, rate limits.
   "UNSUPPORTED_MEDIA_TYPE",
@@ -46,6 +51,9 @@ export const ErrorCode = z.enum([
   "WAIT_TIMEOUT",
   "BACKUP_IN_USE",
   "BACKUP_CORRUPT",
+  // Store integrity: a ready image's stored file is gone, or differs from what was recorded (size, sha256, qemu-img check).
+  "IMAGE_FILE_MISSING",
+  "IMAGE_FILE_MISMATCH",
   "FORBIDDEN",
   "QUOTA_EXCEEDED",
   "INTERNAL",
@@ -93,6 +101,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case "SUBNET_CONFLICT":
       return 400;
     case "UPLOAD_OFFSET_MISMATCH":
+    case "UPLOAD_IN_PROGRESS":
       return 409;
     case "EXPORT_EXPIRED":
       return 410;
@@ -108,6 +117,8 @@ export function httpStatusFor(code: ErrorCode): number {
     case "VM_BUSY":
     case "INVALID_STATE":
     case "IMAGE_NOT_READY":
+    case "IMAGE_FILE_MISSING":
+    case "IMAGE_FILE_MISMATCH":
     case "IMAGE_IN_USE":
     case "IDEMPOTENCY_KEY_REUSED":
     case "JOB_NOT_CANCELLABLE":
@@ -123,12 +134,15 @@ export function httpStatusFor(code: ErrorCode): number {
       return 409;
     case "HOST_OFFLINE":
     case "SERVICE_UNAVAILABLE":
+    case "QUEUE_UNAVAILABLE":
+    case "DATABASE_UNAVAILABLE":
       return 503;
     case "QEMU_FAILED":
     case "QEMU_IMG_FAILED":
     case "JOB_TIMEOUT":
     case "JOB_CANCELLED":
     case "NETWORK_FAILED":
+    case "WORKER_LOST":
     case "INTERNAL":
       return 500;
     case "WAIT_TIMEOUT":

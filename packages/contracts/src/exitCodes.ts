@@ -29,6 +29,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "SUBNET_CONFLICT":
       return ExitCode.USAGE;
     case "UPLOAD_OFFSET_MISMATCH":
+    case "UPLOAD_IN_PROGRESS":
     case "EXPORT_EXPIRED":
       return ExitCode.NOT_FOUND_OR_CONFLICT;
     case "DOWNLOAD_FAILED":
@@ -38,6 +39,8 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "VM_BUSY":
     case "INVALID_STATE":
     case "IMAGE_NOT_READY":
+    case "IMAGE_FILE_MISSING":
+    case "IMAGE_FILE_MISMATCH":
     case "IMAGE_IN_USE":
     case "IDEMPOTENCY_KEY_REUSED":
     case "JOB_NOT_CANCELLABLE":
@@ -61,6 +64,8 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
       return ExitCode.WAIT_TIMEOUT;
     case "HOST_OFFLINE":
     case "SERVICE_UNAVAILABLE":
+    case "QUEUE_UNAVAILABLE":
+    case "DATABASE_UNAVAILABLE":
     case "UNAUTHORIZED":
     case "FORBIDDEN":
       return ExitCode.UNREACHABLE;
@@ -70,6 +75,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "JOB_CANCELLED":
     case "NETWORK_FAILED":
     case "BACKUP_CORRUPT":
+    case "WORKER_LOST":
     case "INTERNAL":
       return ExitCode.JOB_FAILED;
   }

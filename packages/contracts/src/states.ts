@@ -30,7 +30,42 @@ export type VmState = z.infer<typeof VmState>;
 /** States a VM passes through while a job works on it; never a resting state. */
 export const TRANSITIONAL_VM_STATES: readonly VmState[] = ["creating", "starting", "stopping", "deleting"];
 
-export const ImageState = z.enum(["importing", "ready", "failed", "deleting"]);
+/**
+ * Every VM state change there may be, `from → to`. Writers (the API, the worker's handlers, the
+ * monitor, the sweeper) change a VM's state only through `transitionVm` in `@iaas/db`, which
+ * refuses anything not listed here. A state may move to itself where a writer records new facts
+ * (a new pid, an error) without a change of state.
+ */
+export const VM_TRANSITIONS: Readonly<Record<VmState, readonly VmState[]>> = {
+  // The disk is made (stopped); a create that failed for good (error).
+  creating: ["stopped", "error"],
+  // Start; re-adopting a QEMU found running; delete; the disk found missing.
+  stopped: ["stopped", "starting", "running", "deleting", "error"],
+  starting: ["running", "stopped", "error"],
+  // Stop; QEMU exited on its own; re-adopted with another pid; delete; a failure.
+  running: ["running", "stopping", "stopped", "deleting", "error"],
+  // A stop that failed leaves QEMU running.
+  stopping: ["stopped", "running", "error"],
+  // A delete that failed leaves what is really there.
+  deleting: ["stopped", "running", "error"],
+  error: ["error", "stopped", "starting", "running", "deleting"],
+};
+
+/** Whether a VM may move from `from` to `to`. */
+export function canTransitionVm(from: VmState, to: VmState): boolean {
+  return VM_TRANSITIONS[from].includes(to);
+}
+
+/** The states a VM may be in to move to `to`. */
+export function vmStatesInto(to: VmState): VmState[] {
+  return VmState.options.filter((from) => canTransitionVm(from, to));
+}
+
+/**
+ * `error`: a ready image whose stored file went missing or changed (found by a worker's store
+ * check, `image verify` or a VM create); `image verify` makes it ready again, or it is deleted.
+ */
+export const ImageState = z.enum(["importing", "ready", "failed", "deleting", "error"]);
 export type ImageState = z.infer<typeof ImageState>;
 
 export const HostState = z.enum(["online", "offline"]);

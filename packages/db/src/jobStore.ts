@@ -81,6 +81,7 @@ export async function finishJobIn(
       data: {
         state: outcome.state,
         finishedAt: new Date(),
+        leaseExpiresAt: null,
         result: outcome.state === "succeeded" ? (outcome.result as Prisma.InputJsonValue) : Prisma.DbNull,
         ...(outcome.state === "succeeded" ? { progress: { phase: "done", percent: 100 } } : {}),
         errorCode: error?.code ?? null,
@@ -103,6 +104,48 @@ export async function finishJobIn(
       : `job ${outcome.state}: ${outcome.error.message}`;
   await appendJobEvent(tx, jobId, { type: "state", state: outcome.state, message, error });
   return true;
+}
+
+/** Who runs a job: the host, the worker process, and how long its lease lasts without renewal. */
+export interface JobRunLease {
+  hostId: string;
+  instanceId: string;
+  leaseMs: number;
+}
+
+/**
+ * `queued → running`, or the redelivery of a `running` job whose previous run died: counts the
+ * attempt, stamps `startedAt` (first run only) and the lease with the database clock, and records
+ * the event. Returns null when the job must not run (final, cancelled, or gone), else the job and
+ * whether it was already running (a resumed run).
+ */
+export async function startJobRun(db: PrismaClient, jobId: string, lease: JobRunLease): Promise<{ job: Job; resumed: boolean } | null> {
+  return db.$transaction(async (tx) => {
+    const rows = await tx.$queryRaw<{ from: JobState; attempts: number }[]>`
+      UPDATE "Job" AS j SET "state" = 'running', "startedAt" = COALESCE(j."startedAt", now()), "attempts" = j."attempts" + 1,
+        "workerInstance" = ${lease.instanceId}, "leaseExpiresAt" = now() + make_interval(secs => ${lease.leaseMs / 1000})
+      FROM (SELECT "id", "state" FROM "Job" WHERE "id" = ${jobId}::uuid FOR UPDATE) AS old
+      WHERE j."id" = old."id" AND old."state" IN ('queued', 'running')
+      RETURNING old."state"::text AS "from", j."attempts"`;
+    const row = rows[0];
+    if (!row) return null;
+    const resumed = row.from === "running";
+    const message = resumed
+      ? `resumed on host ${lease.hostId} (attempt ${row.attempts}) after its previous run was interrupted`
+      : row.attempts > 1
+        ? `attempt ${row.attempts} started on host ${lease.hostId}`
+        : `started on host ${lease.hostId}`;
+    await appendJobEvent(tx, jobId, { type: "state", state: "running", message });
+    return { job: await tx.job.findUniqueOrThrow({ where: { id: jobId } }), resumed };
+  });
+}
+
+/** Extends the leases of the jobs a worker process runs (database clock); returns how many it renewed. */
+export async function renewJobLeases(db: Db, instanceId: string, jobIds: string[], leaseMs: number): Promise<number> {
+  if (jobIds.length === 0) return 0;
+  return db.$executeRaw`
+    UPDATE "Job" SET "leaseExpiresAt" = now() + make_interval(secs => ${leaseMs / 1000})
+    WHERE "id" = ANY(${jobIds}::uuid[]) AND "state" = 'running' AND "workerInstance" = ${instanceId}`;
 }
 
 export interface JobSpec<T extends JobType = JobType> {

@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { httpStatusFor, IaasError, type ErrorCode, type Problem } from "@iaas/contracts";
-import { isRecordNotFound } from "@iaas/db";
+import { isDatabaseUnavailable, isRecordNotFound } from "@iaas/db";
 import { RequestValidationError } from "./validate.js";
 import { tooLarge } from "./bodies.js";
 
@@ -43,6 +43,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (err instanceof IaasError) {
+      if (err.code === "QUEUE_UNAVAILABLE" || err.code === "DATABASE_UNAVAILABLE") res.setHeader("Retry-After", "5");
       if (typeof err.details["offset"] === "number") res.setHeader("Upload-Offset", String(err.details["offset"]));
       sendProblem(res, problemOf(err));
       return;
@@ -59,6 +60,13 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (httpError.type === "entity.parse.failed") {
       sendProblem(res, problemOf(new IaasError("VALIDATION_FAILED", `request body is not valid JSON: ${httpError.message}`, { hint: "send a JSON object with Content-Type: application/json" })));
+      return;
+    }
+    // Postgres restarting or unreachable: nothing was written; the client retries (Retry-After).
+    if (isDatabaseUnavailable(err)) {
+      log.warn({ method: req.method, url: req.originalUrl, err: (err as Error).message }, "Postgres is unreachable");
+      res.setHeader("Retry-After", "5");
+      sendProblem(res, problemOf(new IaasError("DATABASE_UNAVAILABLE", "the database is unreachable; nothing was changed", { hint: "retry in a few seconds; `GET /readyz` says when the API is ready again" })));
       return;
     }
     // A row a request found and then read again was deleted in between by another request.

@@ -69,6 +69,8 @@ export class BackupScheduler {
     private readonly prefix: string,
     private readonly backups: BackupService,
     private readonly log: Logger,
+    /** For the consumer (a blocking connection that retries forever). */
+    private readonly consumerConnection: Redis = connection,
   ) {
     this.queue = new Queue(SCHEDULE_QUEUE, { connection, prefix });
   }
@@ -138,7 +140,7 @@ export class BackupScheduler {
 
   /** Starts taking fires (any number of API processes may: each fire goes to one). */
   start(): void {
-    this.worker = new Worker(SCHEDULE_QUEUE, (job) => this.fire(job), { connection: this.connection, prefix: this.prefix, concurrency: 1 });
+    this.worker = new Worker(SCHEDULE_QUEUE, (job) => this.fire(job), { connection: this.consumerConnection, prefix: this.prefix, concurrency: 1 });
     this.worker.on("error", (err) => this.log.warn({ err }, "backup schedule worker error"));
   }
 

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { Transform } from "node:stream";
 import { enforceQuota } from "./ProjectService.js";
 import { currentProjectId, inProject } from "../auth/scope.js";
@@ -24,13 +24,17 @@ export type ImageCreated =
 export type UploadOutcome = { kind: "partial"; image: Image; offset: number } | { kind: "job"; submitted: Submitted<Image> };
 
 /** Where an upload accumulates, relative to the store root. */
+/** How long an upload claim lasts without renewal (renewed every third of it while bytes arrive). */
+const UPLOAD_CLAIM_SECONDS = 15;
+/** This API process, in upload claims (for the operator reading the row). */
+const UPLOAD_INSTANCE = randomUUID().slice(0, 8);
+
 export function stagingFileOf(imageId: string): string {
   return path.join("staging", `${imageId}.upload`);
 }
 
 export class ImageService {
   /** Images with an upload being written by this process: one writer per image at a time. */
-  private readonly writing = new Set<string>();
 
   constructor(
     private readonly db: PrismaClient,
@@ -113,12 +117,43 @@ export class ImageService {
     }
   }
 
-  /** Bytes of the upload the server has so far (its staging file's size). */
+  /**
+   * Bytes of the upload the server has so far: the offset recorded in Postgres (any API replica
+   * answers the same), or the staging file's size for an upload that recorded none yet.
+   */
   async uploadOffset(image: Image): Promise<number> {
+    if (image.uploadOffset !== null) return Number(image.uploadOffset);
     return stat(path.join(this.store, stagingFileOf(image.id))).then(
       (s) => s.size,
       () => 0,
     );
+  }
+
+  /**
+   * Claims the right to write an image's upload, in Postgres so it holds across API replicas:
+   * one writer at a time, for UPLOAD_CLAIM_SECONDS renewed while bytes arrive. A replica that died
+   * mid-upload leaves a claim that lapses by itself. Returns the claim's owner token.
+   */
+  private async claimUpload(image: Image): Promise<string> {
+    const owner = `${UPLOAD_INSTANCE}:${randomUUID()}`;
+    const claimed = await this.db.$executeRaw`
+      UPDATE "Image" SET "uploadOwner" = ${owner}, "uploadLockedUntil" = now() + make_interval(secs => ${UPLOAD_CLAIM_SECONDS}), "uploadActivityAt" = now()
+      WHERE "id" = ${image.id}::uuid AND ("uploadLockedUntil" IS NULL OR "uploadLockedUntil" < now())`;
+    if (claimed === 0) {
+      throw new IaasError("UPLOAD_IN_PROGRESS", `another upload to image '${image.name}' is under way`, {
+        hint: `wait for it to finish; a writer that went away releases it within ${UPLOAD_CLAIM_SECONDS} s, then resume (HEAD gives Upload-Offset)`,
+      });
+    }
+    return owner;
+  }
+
+  /** Records how far the upload got (and renews the claim, or releases it when `done`). */
+  private async recordUpload(imageId: string, owner: string, offset: number, done: boolean): Promise<void> {
+    await this.db.$executeRaw`
+      UPDATE "Image" SET "uploadOffset" = ${BigInt(offset)}, "uploadActivityAt" = now(),
+        "uploadLockedUntil" = CASE WHEN ${done} THEN NULL ELSE now() + make_interval(secs => ${UPLOAD_CLAIM_SECONDS}) END,
+        "uploadOwner" = CASE WHEN ${done} THEN NULL ELSE "uploadOwner" END
+      WHERE "id" = ${imageId}::uuid AND "uploadOwner" = ${owner}`;
   }
 
   /**
@@ -130,21 +165,24 @@ export class ImageService {
   async upload(ref: string, body: Readable, headers: { contentLength: number | null; contentRange: string | null }, meta: RequestMeta): Promise<UploadOutcome> {
     const image = await findImage(this.db, ref);
     assertAwaitingUpload(image);
-    if (this.writing.has(image.id)) {
-      throw new IaasError("UPLOAD_OFFSET_MISMATCH", `another upload to image '${image.name}' is under way`, { hint: "wait for it, or stop it, then resume" });
-    }
-    this.writing.add(image.id);
+    const owner = await this.claimUpload(image);
     let offset: number;
     let total: number | null;
     let sha256: string | null;
+    let written = await this.uploadOffset(image);
     try {
-      ({ offset, total, sha256 } = await this.receive(image, body, headers));
+      ({ offset, total, sha256 } = await this.receive(image, body, headers, (n) => {
+        written = n;
+        return this.recordUpload(image.id, owner, n, false);
+      }));
+      written = offset;
     } finally {
-      this.writing.delete(image.id);
+      await this.recordUpload(image.id, owner, written, true);
     }
     if (total === null || offset < total) return { kind: "partial", image, offset };
     const sizeBytes = offset;
-    const submitted = await this.submitter.submit(meta, async (tx, jobId) => {
+    // The bytes are stored: with Redis away the import is committed and relayed later, not refused.
+    const submitted = await this.submitter.submit({ ...meta, deferIfQueueDown: true }, async (tx, jobId) => {
       assertAwaitingUpload(await tx.image.findUniqueOrThrow({ where: { id: image.id } }));
       const locked = await lockImage(tx, image.id, jobId);
       const hostId = await pickWorkHost(tx, this.offlineAfterSeconds);
@@ -176,11 +214,14 @@ export class ImageService {
     image: Image,
     body: Readable,
     headers: { contentLength: number | null; contentRange: string | null },
+    progress: (offset: number) => Promise<void>,
   ): Promise<{ offset: number; total: number | null; sha256: string | null }> {
     await mkdir(path.join(this.store, "staging"), { recursive: true });
     const staging = path.join(this.store, stagingFileOf(image.id));
     const declared = image.uploadLength === null ? null : Number(image.uploadLength);
     const current = await this.uploadOffset(image);
+    // Bytes past the recorded offset were written by a writer that died before recording them.
+    if (headers.contentRange !== null && current > 0) await truncate(staging, current).catch(() => undefined);
     let start = 0;
     let total: number | null = declared ?? headers.contentLength;
     if (headers.contentRange !== null) {
@@ -222,6 +263,12 @@ export class ImageService {
         done(null, chunk);
       },
     });
+    // While bytes arrive, the offset reached is recorded (and the claim renewed) every few seconds.
+    // A renewal that fails (the database restarting) is not fatal here: the claim then lapses, and
+    // the final record after the body either succeeds or fails this request with 503.
+    const ticker = setInterval(() => {
+      void progress(headers.contentRange !== null ? start + out.bytesWritten : 0).catch(() => undefined);
+    }, (UPLOAD_CLAIM_SECONDS * 1000) / 3);
     try {
       body.pipe(limiter);
       body.on("error", (err) => limiter.destroy(err));
@@ -229,6 +276,8 @@ export class ImageService {
       await pipeline(limiter, out);
     } catch {
       // The client went away: keep what arrived, so the upload can resume.
+    } finally {
+      clearInterval(ticker);
     }
     if (overflow !== null) {
       // A whole upload is dropped; a range is cut back to where it started, keeping earlier ranges.
@@ -245,7 +294,7 @@ export class ImageService {
       }
       return { offset: size, total: total ?? size, sha256: hash && size === received ? hash.digest("hex") : null };
     }
-    const offset = await this.uploadOffset(image);
+    const offset = (await stat(staging)).size;
     return { offset, total, sha256: hash && offset === received ? hash.digest("hex") : null };
   }
 

@@ -1,7 +1,21 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { hostQueueName } from "@iaas/contracts";
+import { hostQueueName, IaasError } from "@iaas/contracts";
 import type { Job } from "@iaas/db";
+
+const ENQUEUE_TIMEOUT_MS = 3000;
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_r, reject) => {
+    timer = setTimeout(() => reject(new IaasError("QUEUE_UNAVAILABLE", `Redis did not answer within ${ms} ms (${what})`, { hint: "retry in a few seconds" })), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Producer side of the per-host BullMQ queues. The BullMQ job id is the Postgres job id, so adding
@@ -25,9 +39,24 @@ export class JobQueues {
     return queue;
   }
 
+  /** Whether Redis is connected now (the client's offline queue is off: commands fail at once otherwise). */
+  available(): boolean {
+    return this.connection.status === "ready";
+  }
+
+  /** Refuses at once, with QUEUE_UNAVAILABLE, while Redis is not connected. */
+  assertAvailable(): void {
+    if (!this.available()) {
+      throw new IaasError("QUEUE_UNAVAILABLE", `the job queue (Redis) is unreachable (${this.connection.status}); nothing was changed`, {
+        hint: "retry in a few seconds; `GET /readyz` says when the API is ready again",
+      });
+    }
+  }
+
   async enqueue(job: Pick<Job, "id" | "type" | "hostId" | "maxAttempts">): Promise<void> {
     if (!job.hostId) throw new Error(`job ${job.id} has no host to run on`);
-    await this.queueFor(job.hostId).add(
+    this.assertAvailable();
+    await withTimeout(this.queueFor(job.hostId).add(
       job.type,
       { jobId: job.id },
       {
@@ -37,14 +66,35 @@ export class JobQueues {
         removeOnComplete: { age: 3600, count: 5000 },
         removeOnFail: { age: 7 * 24 * 3600 },
       },
-    );
+    ), ENQUEUE_TIMEOUT_MS, `adding job ${job.id} to Redis`);
   }
 
-  /** Whether Redis still knows the job (in any state). */
-  async has(job: Pick<Job, "id" | "hostId">): Promise<boolean> {
-    if (!job.hostId) return false;
+  /**
+   * What Redis knows of the job: its BullMQ state (`waiting`, `active`, `delayed`, `completed`,
+   * `failed`, …) or null when it has no entry.
+   */
+  async stateOf(job: Pick<Job, "id" | "hostId">): Promise<string | null> {
+    if (!job.hostId) return null;
     const found = await this.queueFor(job.hostId).getJob(job.id);
-    return found !== undefined && found !== null;
+    if (!found) return null;
+    const state = await found.getState();
+    return state === "unknown" ? null : state;
+  }
+
+  /**
+   * Puts a job Postgres says still needs running back on its queue, whatever BullMQ kept of an
+   * earlier delivery: a `completed` or `failed` entry (attempts spent while Postgres was down, a
+   * worker that gave up) is removed first, since adding an existing id is a no-op.
+   */
+  async requeue(job: Pick<Job, "id" | "type" | "hostId" | "maxAttempts">): Promise<"added" | "kept"> {
+    const state = await this.stateOf(job);
+    if (state === "completed" || state === "failed") {
+      await this.queueFor(job.hostId ?? "").remove(job.id);
+    } else if (state !== null) {
+      return "kept";
+    }
+    await this.enqueue(job);
+    return "added";
   }
 
   /** Removes a job that has not started (used by cancel); a locked (active) job is left alone. */

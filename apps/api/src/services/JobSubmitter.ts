@@ -29,12 +29,18 @@ export class JobSubmitter {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * While Redis is unreachable a new job is refused up front (503 QUEUE_UNAVAILABLE, nothing
+   * written) unless `deferIfQueueDown`: then it is committed and the relay enqueues it when Redis
+   * is back (a finished upload must not lose its import). A replay is answered either way.
+   */
   async submit<E>(
-    request: { idempotencyKey?: string | undefined; hash: string; actor?: JobActor },
+    request: { idempotencyKey?: string | undefined; hash: string; actor?: JobActor; deferIfQueueDown?: boolean },
     build: (tx: Prisma.TransactionClient, jobId: string) => Promise<{ spec: JobSpec; extra: E }>,
   ): Promise<Submitted<E>> {
     const replay = await this.findReplay<E>(request);
     if (replay) return replay;
+    if (!request.deferIfQueueDown) this.queues.assertAvailable();
     let job: Job;
     let extra: E;
     try {

@@ -5,7 +5,7 @@ import { IaasError } from "@iaas/contracts";
 import { createJobRow, type Vm } from "@iaas/db";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
 import { startVm } from "./vmPower.js";
-import { loadVm, settleVm } from "./vmState.js";
+import { loadVm, setVmState, settleVm } from "./vmState.js";
 
 /**
  * Makes the clone's disk: `qemu-img convert -B IMAGE` of the source's overlay (or of one of its
@@ -35,7 +35,7 @@ export const vmClone: JobHandler<"vm.clone"> = {
         signal: ctx.signal,
       });
       await rename(part, files.disk);
-      await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "stopped" } });
+      await setVmState(ctx, "stopped", { from: ["creating"] });
       await ctx.note(`disk ${files.disk} made from '${source.name}'`);
     }
     if (!ctx.payload.start) return { vmId: vm.id, state: "stopped", sourceVmId };
@@ -108,6 +108,6 @@ async function adoptStagedDisk(ctx: HandlerContext<"vm.clone">, vm: Vm, staged: 
 }
 
 async function markCreated(ctx: HandlerContext<"vm.clone">, vm: Vm): Promise<void> {
-  await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "stopped" } });
+  await setVmState(ctx, "stopped", { from: ["creating"] });
   await ctx.note(`disk ${ctx.runtime.files(vm.id).disk} in place`);
 }

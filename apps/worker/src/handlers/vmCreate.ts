@@ -4,7 +4,7 @@ import { IaasError } from "@iaas/contracts";
 import type { JobHandler } from "../jobs/HandlerContext.js";
 import { diskFromBackup } from "./vmBackup.js";
 import { startVm } from "./vmPower.js";
-import { loadVm, settleVm } from "./vmState.js";
+import { loadVm, setVmState, settleVm } from "./vmState.js";
 
 /**
  * Creates the VM's disk as a qcow2 overlay backed by its image (so a 100 GiB image costs the same
@@ -26,7 +26,7 @@ export const vmCreate: JobHandler<"vm.create"> = {
       await rm(files.disk, { force: true });
       if (ctx.payload.fromBackupId) await diskFromBackup(ctx, vm, ctx.payload.fromBackupId, path.join(ctx.imageStore, image.path));
       else await ctx.qemuImg.createOverlay(files.disk, path.join(ctx.imageStore, image.path), "qcow2", Number(vm.diskBytes));
-      await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "stopped" } });
+      await setVmState(ctx, "stopped", { from: ["creating"] });
       await ctx.note(`disk ${files.disk} created`);
     }
     if (!ctx.payload.start) {

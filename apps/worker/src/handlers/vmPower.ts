@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import { IaasError } from "@iaas/contracts";
-import type { Vm } from "@iaas/db";
+import { transitionVm, type Vm } from "@iaas/db";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
 import { prepareLaunch } from "./vmLaunch.js";
 import { loadVm, setVmState, settleVm } from "./vmState.js";
@@ -25,7 +25,15 @@ export async function startVm(ctx: HandlerContext<"vm.start" | "vm.create" | "vm
   await ctx.progress({ phase: "network", percent: base + 5, message: "host networking and cloud-init seed" });
   const spec = { ...(await prepareLaunch(ctx, vm, `start ${vm.name}`)), ...opts };
   const pid = await ctx.runtime.start(spec, ctx.signal, (text) => ctx.note(text, "warn"));
-  await ctx.db.vm.update({ where: { id: vm.id }, data: { state: "running", pid, accelerator: ctx.runtime.config.accelerator, errorCode: null, errorMessage: null, errorHint: null } });
+  try {
+    await transitionVm(ctx.db, vm.id, { to: "running", lock: ctx.job.id, from: ["starting"], pid, accelerator: ctx.runtime.config.accelerator, error: null });
+  } catch (err) {
+    // Undo: a QEMU that Postgres does not record (the job lost its VM, the database went away)
+    // must not run on; a retry or a redelivery starts it again.
+    ctx.log.warn({ err, pid }, "QEMU started but the VM could not be marked running; stopping it again");
+    await ctx.runtime.stop(vm, 0, AbortSignal.timeout(30_000), async () => undefined);
+    throw err;
+  }
   await ctx.note(`QEMU running as pid ${pid}; console: \`iaas vm console ${vm.name}\``);
   return pid;
 }

@@ -1,5 +1,5 @@
 import type { JobError, VmState } from "@iaas/contracts";
-import type { Vm } from "@iaas/db";
+import { transitionVm, type Vm } from "@iaas/db";
 import type { HandlerContext } from "../jobs/HandlerContext.js";
 
 type VmJob =
@@ -25,14 +25,17 @@ export async function loadVm(ctx: HandlerContext<VmJob>): Promise<Vm | null> {
   return ctx.db.vm.findUnique({ where: { id: ctx.payload.vmId } });
 }
 
-export async function setVmState(ctx: HandlerContext<VmJob>, state: VmState, extra: { pid?: number | null; clearError?: boolean } = {}): Promise<void> {
-  await ctx.db.vm.update({
-    where: { id: ctx.payload.vmId },
-    data: {
-      state,
-      ...(extra.pid !== undefined ? { pid: extra.pid } : {}),
-      ...(extra.clearError ? { errorCode: null, errorMessage: null, errorHint: null } : {}),
-    },
+/**
+ * Moves the job's VM to `state` through the transition table, fenced by the job's lock: a job
+ * that lost its VM (the sweeper took it after a timeout) gets VM_BUSY and stops.
+ */
+export async function setVmState(ctx: HandlerContext<VmJob>, state: VmState, extra: { pid?: number | null; clearError?: boolean; from?: VmState[] } = {}): Promise<void> {
+  await transitionVm(ctx.db, ctx.payload.vmId, {
+    to: state,
+    lock: ctx.job.id,
+    ...(extra.from ? { from: extra.from } : {}),
+    ...(extra.pid !== undefined ? { pid: extra.pid } : {}),
+    ...(extra.clearError ? { error: null } : {}),
   });
 }
 
@@ -46,8 +49,5 @@ export async function settleVm(ctx: HandlerContext<VmJob>, error: JobError): Pro
   if (!vm) return;
   const pid = await ctx.runtime.runningPid(vm);
   const state: VmState = pid !== null ? "running" : (await ctx.runtime.diskExists(vm.id)) && vm.state !== "creating" ? "stopped" : "error";
-  await ctx.db.vm.update({
-    where: { id: vm.id },
-    data: { state, pid, errorCode: error.code, errorMessage: error.message, errorHint: error.hint },
-  });
+  await transitionVm(ctx.db, vm.id, { to: state, lock: ctx.job.id, pid, error });
 }

@@ -16,6 +16,7 @@ import { ConsoleTailer } from "../vm/ConsoleTailer.js";
 import { VmRuntime } from "../vm/VmRuntime.js";
 import type { WorkerServices } from "./HandlerContext.js";
 import { handlers } from "./handlers.js";
+import { DatabaseGate } from "./DatabaseGate.js";
 import { JobRunner, type QueueJobData } from "./JobRunner.js";
 
 /** A 1 MiB disk whose boot sector just halts: enough for QEMU to run under TCG. */
@@ -84,7 +85,8 @@ describe("JobRunner", () => {
       network: new HostNetwork(db, netRunner, "h1", path.join(dir, "h1"), userModeNetwork, pino({ level: "silent" })),
       runner: netRunner,
     };
-    runner = new JobRunner(services, handlers, pino({ level: "silent" }));
+    const gate = new DatabaseGate(db, pino({ level: "silent" }), { pause: async () => undefined, resume: async () => undefined });
+    runner = new JobRunner(services, handlers, pino({ level: "silent" }), { instanceId: "it-runner", leaseMs: 30_000, gate });
   }, 60_000);
 
   afterAll(async () => {

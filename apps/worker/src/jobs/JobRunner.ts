@@ -1,7 +1,8 @@
-import type { Job as BullJob } from "bullmq";
+import { DelayedError, type Job as BullJob } from "bullmq";
 import type { Logger } from "pino";
 import { IaasError, JobPayloads, JobType, type JobProgress } from "@iaas/contracts";
-import { appendJobEvent, finishJob, isRecordNotFound, recordJobProgress, type Job } from "@iaas/db";
+import { appendJobEvent, finishJob, isDatabaseUnavailable, recordJobProgress, renewJobLeases, startJobRun, type JobOutcome } from "@iaas/db";
+import type { DatabaseGate } from "./DatabaseGate.js";
 import type { HandlerContext, HandlerRegistry, JobHandler, WorkerServices } from "./HandlerContext.js";
 import { toIaasError } from "./toIaasError.js";
 
@@ -15,14 +16,30 @@ export interface QueueJobData {
  * its handler checks the domain rows first, so nothing is done twice. A job that has failed for
  * good is recorded in Postgres and returned normally, so BullMQ does not retry it again.
  */
+export interface JobRunnerOptions {
+  /** This worker process (a random id per start): the job lease names it. */
+  instanceId: string;
+  /** How long a job's lease lasts without renewal; renewed every third of it. */
+  leaseMs: number;
+  /** Pauses taking jobs while Postgres is unreachable. */
+  gate: DatabaseGate;
+}
+
+/** Redeliveries of a job whose worker died this many times more than its attempts make it fail. */
+const CRASH_ALLOWANCE = 3;
+
 export class JobRunner {
   /** Jobs this worker is running, to abort them on a cancel request. */
   private readonly running = new Map<string, AbortController>();
+  /** The run of each job in progress here, so a second delivery of it waits instead of running it twice. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private leaseTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly services: WorkerServices,
     private readonly handlers: HandlerRegistry,
     private readonly log: Logger,
+    private readonly options: JobRunnerOptions,
   ) {}
 
   /** Ids of the jobs running here now. */
@@ -38,7 +55,55 @@ export class JobRunner {
     return true;
   }
 
-  async process(delivery: BullJob<QueueJobData>): Promise<void> {
+  /** Renews the leases of the jobs running here every third of the lease, until `stopLeases`. */
+  startLeases(): void {
+    const renew = () => {
+      renewJobLeases(this.services.db, this.options.instanceId, [...this.inFlight.keys()], this.options.leaseMs).catch((err: unknown) =>
+        this.log.warn({ err }, "could not renew job leases; the relay redelivers a job whose lease ran out"),
+      );
+    };
+    this.leaseTimer = setInterval(renew, Math.max(200, Math.floor(this.options.leaseMs / 3)));
+  }
+
+  stopLeases(): void {
+    clearInterval(this.leaseTimer);
+  }
+
+  /** Waits until no job runs here (graceful shutdown). */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  /**
+   * BullMQ's processor. A second delivery of a job that runs here already (BullMQ took it for
+   * stalled while this process was paused, or the relay re-added it after Redis lost it) waits for
+   * that run and then finds the job final. While Postgres is unreachable the delivery is put back,
+   * delayed, without spending an attempt, and the worker pauses until the database answers.
+   */
+  async process(delivery: BullJob<QueueJobData>, token?: string): Promise<void> {
+    const jobId = delivery.data.jobId;
+    const current = this.inFlight.get(jobId);
+    if (current) {
+      this.log.warn({ jobId }, "a second delivery of a job that runs here; waiting for the first run");
+      await current.catch(() => undefined);
+      return;
+    }
+    const run = this.run(delivery);
+    this.inFlight.set(jobId, run);
+    try {
+      await run;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) throw err;
+      this.options.gate.down(err);
+      if (!token) throw err;
+      await delivery.moveToDelayed(Date.now() + this.options.gate.retryDelayMs(), token);
+      throw new DelayedError(`Postgres is unreachable; job ${jobId} is put back until it answers`);
+    } finally {
+      this.inFlight.delete(jobId);
+    }
+  }
+
+  private async run(delivery: BullJob<QueueJobData>): Promise<void> {
     const { db, hostId } = this.services;
     const jobId = delivery.data.jobId;
     const row = await db.job.findUnique({ where: { id: jobId } });
@@ -46,22 +111,35 @@ export class JobRunner {
       this.log.warn({ jobId }, "delivery for a job that Postgres does not know; dropped");
       return;
     }
-    const log = this.log.child({ jobId, type: row.type, vmId: row.vmId ?? undefined, imageId: row.imageId ?? undefined });
-    const attempt = delivery.attemptsMade + 1;
-    const job = await this.markRunning(row, attempt);
-    if (!job) {
+    const log = this.log.child({ jobId, type: row.type, vmId: row.vmId ?? undefined, imageId: row.imageId ?? undefined, hostId });
+    const started = await startJobRun(db, jobId, { hostId, instanceId: this.options.instanceId, leaseMs: this.options.leaseMs });
+    if (!started) {
       log.info({ state: row.state }, "job is no longer to be run (final or cancelled); skipped");
+      return;
+    }
+    const { job, resumed } = started;
+    // Attempts are counted in Postgres: BullMQ's count restarts when the relay re-adds a job.
+    const attempt = job.attempts;
+    if (resumed && attempt > job.maxAttempts + CRASH_ALLOWANCE) {
+      await this.finish(jobId, {
+        state: "failed",
+        error: {
+          code: "WORKER_LOST",
+          message: `${job.type} was interrupted ${attempt - 1} times (its worker died or lost its queue while running it)`,
+          hint: `look at the worker log of host ${hostId} around the job's start; then retry the request`,
+        },
+      });
       return;
     }
     const type = JobType.safeParse(job.type);
     const handler = type.success ? (this.handlers[type.data] as JobHandler<JobType> | undefined) : undefined;
     if (!type.success || !handler) {
-      await finishJob(db, jobId, { state: "failed", error: { code: "INTERNAL", message: `host ${hostId} has no handler for job type '${job.type}'`, hint: "upgrade the worker" } });
+      await this.finish(jobId, { state: "failed", error: { code: "INTERNAL", message: `host ${hostId} has no handler for job type '${job.type}'`, hint: "upgrade the worker" } });
       return;
     }
     const payload = JobPayloads[type.data].safeParse(job.payload);
     if (!payload.success) {
-      await finishJob(db, jobId, { state: "failed", error: { code: "VALIDATION_FAILED", message: `job payload is invalid: ${payload.error.message}`, hint: null } });
+      await this.finish(jobId, { state: "failed", error: { code: "VALIDATION_FAILED", message: `job payload is invalid: ${payload.error.message}`, hint: null } });
       return;
     }
 
@@ -83,16 +161,19 @@ export class JobRunner {
       attempt,
       log,
       signal: controller.signal,
-      progress: (p: JobProgress) => recordJobProgress(db, jobId, p),
-      note: async (message, level = "info") => {
-        await appendJobEvent(db, jobId, { type: "log", level, message });
-      },
+      // Progress and notes are a report, not the work: while Postgres is briefly unreachable they
+      // are logged here and the job goes on (its outcome is written with retries).
+      progress: (p: JobProgress) => this.report(log, () => recordJobProgress(db, jobId, p)),
+      note: (message, level = "info") => this.report(log, () => appendJobEvent(db, jobId, { type: "log", level, message }).then(() => undefined)),
     };
     try {
       const result = await handler.run(ctx);
-      await finishJob(db, jobId, { state: "succeeded", result: result as Record<string, unknown>, message: handler.describe?.(result) ?? "job succeeded" });
+      await this.finish(jobId, { state: "succeeded", result: result as Record<string, unknown>, message: handler.describe?.(result) ?? "job succeeded" });
       log.info("job succeeded");
     } catch (thrown) {
+      // Postgres went away under the handler: the run is put back and resumes (handlers check the
+      // domain first), rather than recorded as a failure it was not.
+      if (isDatabaseUnavailable(thrown) && !controller.signal.aborted) throw thrown;
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : thrown;
       const error = toIaasError(reason);
       const final = !error.retryable || attempt >= job.maxAttempts || controller.signal.aborted;
@@ -108,30 +189,38 @@ export class JobRunner {
       } catch (settleErr) {
         log.error({ err: settleErr }, "could not settle after failure");
       }
-      await finishJob(db, jobId, { state: cancelled ? "cancelled" : "failed", error: error.toJobError() });
+      await this.finish(jobId, { state: cancelled ? "cancelled" : "failed", error: error.toJobError() });
     } finally {
       clearTimeout(timer);
       this.running.delete(jobId);
     }
   }
 
-  /** queued → running (or a redelivery of a running job). Returns null when the job must not run. */
-  private async markRunning(job: Job, attempt: number): Promise<Job | null> {
-    const { db, hostId } = this.services;
-    return db.$transaction(async (tx) => {
-      let running: Job;
+  /**
+   * Records the outcome. The work is done, so a Postgres outage must not lose it: the write is
+   * retried with backoff while the database is unreachable (the job's lease lapses meanwhile; a
+   * redelivery finds the outcome recorded or does the idempotent work again).
+   */
+  private async finish(jobId: string, outcome: JobOutcome): Promise<void> {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
       try {
-        running = await tx.job.update({
-          where: { id: job.id, state: { in: ["queued", "running"] } },
-          data: { state: "running", startedAt: job.startedAt ?? new Date(), attempts: attempt },
-        });
+        await finishJob(this.services.db, jobId, outcome);
+        return;
       } catch (err) {
-        if (isRecordNotFound(err)) return null;
-        throw err;
+        if (!isDatabaseUnavailable(err) || this.options.gate.stopping) throw err;
+        this.options.gate.down(err);
+        this.log.warn({ jobId, state: outcome.state }, `Postgres is unreachable; recording the job's outcome again in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
       }
-      const message = job.state === "running" && attempt <= job.attempts ? `resumed on host ${hostId} (attempt ${attempt}) after an interrupted delivery` : attempt > 1 ? `attempt ${attempt} started on host ${hostId}` : `started on host ${hostId}`;
-      const eventSeq = await appendJobEvent(tx, job.id, { type: "state", state: "running", message });
-      return { ...running, eventSeq };
-    });
+    }
+  }
+
+  private async report(log: Logger, write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) throw err;
+      log.warn({ err }, "progress not recorded: Postgres is unreachable");
+    }
   }
 }

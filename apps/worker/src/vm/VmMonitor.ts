@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { VmState } from "@iaas/contracts";
-import { createJobRow, finishJobIn, type Vm } from "@iaas/db";
+import { IaasError, type VmState } from "@iaas/contracts";
+import { createJobRow, finishJobIn, transitionVm, type Vm } from "@iaas/db";
 import type { WorkerServices } from "../jobs/HandlerContext.js";
 
 /**
@@ -53,8 +53,16 @@ export class VmMonitor {
   private async record(vm: Vm, state: VmState, pid: number | null, reason: string): Promise<void> {
     const { db, hostId } = this.services;
     const changed = await db.$transaction(async (tx) => {
-      const { count } = await tx.vm.updateMany({ where: { id: vm.id, lockJobId: null, state: vm.state }, data: { state, pid } });
-      if (count === 0) return false;
+      // Only a VM no job holds, and only from the state this pass saw: a job or another pass that
+      // changed it meanwhile wins, and this correction is dropped.
+      const moved = await transitionVm(tx, vm.id, { to: state, lock: null, from: [vm.state], pid }).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof IaasError) return false;
+          throw err;
+        },
+      );
+      if (!moved) return false;
       const jobId = randomUUID();
       await createJobRow(tx, jobId, { type: "vm.reconcile", payload: { vmId: vm.id, reason }, hostId, vmId: vm.id, targetName: vm.name, projectId: vm.projectId }, {});
       await finishJobIn(tx, jobId, { state: "succeeded", result: { vmId: vm.id, state, previousState: vm.state }, message: reason });
