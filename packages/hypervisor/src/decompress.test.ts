@@ -100,6 +100,43 @@ describe.each(kinds)("decompress %s", (kind) => {
   });
 });
 
+describe.each(kinds)("decompress %s of a disk with empty regions", (kind) => {
+  // 2 MiB of data, 48 MiB of zeros, 1 MiB of data, 8 MiB of zeros at the end: 59 MiB.
+  const length = 59 * 1024 * 1024;
+  let image: string;
+  let packed: string;
+  beforeAll(async () => {
+    image = join(dir, `holes-${kind}.raw`);
+    const content = Buffer.alloc(length);
+    pattern(2 * 1024 * 1024).copy(content, 0);
+    pattern(1024 * 1024).copy(content, 50 * 1024 * 1024);
+    await writeFile(image, content);
+    packed = join(dir, `holes-${kind}.raw.${kind === "gzip" ? "gz" : "xz"}`);
+    if (kind === "gzip") await writeFile(packed, gzipSync(content));
+    else await xzFile(image, packed);
+  });
+
+  it("writes it sparse: the same bytes and length, with blocks only for the data", async () => {
+    const dst = join(dir, `holes-out-${kind}.raw`);
+    const result = await decompress(packed, dst, kind, { maxOutputBytes: length });
+    expect(result.bytesOut).toBe(length);
+    const written = await stat(dst);
+    expect(written.size).toBe(length);
+    expect(await sha(dst)).toBe(await sha(image));
+    // 3 MiB of data (plus a few blocks of slack), not 59 MiB.
+    expect(written.blocks * 512).toBeLessThan(4 * 1024 * 1024);
+  });
+
+  it("counts the skipped zeros against maxOutputBytes: stops past it and leaves no file", async () => {
+    const dst = join(dir, `holes-over-${kind}.raw`);
+    const err = await decompress(packed, dst, kind, { maxOutputBytes: 40 * 1024 * 1024 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IaasError);
+    expect((err as IaasError).code).toBe("IMAGE_TOO_LARGE");
+    expect((err as IaasError).message).toContain("40 MiB");
+    await expect(stat(dst)).rejects.toThrow(/ENOENT/);
+  });
+});
+
 describe("decompress", () => {
   it("does not start when the signal is already aborted", async () => {
     const ac = new AbortController();

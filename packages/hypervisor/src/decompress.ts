@@ -1,10 +1,11 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { formatSize, IaasError } from "@iaas/contracts";
 import { ProcessError, run, type ResourceLimits } from "./run.js";
+import { SparseFileWriter } from "./SparseFileWriter.js";
 
 export type CompressionKind = "gzip" | "xz";
 
@@ -79,8 +80,10 @@ function abortReason(signal: AbortSignal): Error {
 
 /**
  * Streams `src` into `dst`, decompressing gzip (node:zlib) or xz (the `xz -dc` process through
- * run()). On any failure or abort the partial `dst` is removed. Throws IaasError IMAGE_TOO_LARGE
- * past `maxOutputBytes`, IMAGE_INVALID for corrupt input, or the abort signal's reason.
+ * run()). `dst` is written sparse: zero regions (the empty part of a raw disk image) become holes,
+ * not written blocks. Stops as soon as the output passes `maxOutputBytes` (IaasError
+ * IMAGE_TOO_LARGE), and throws IMAGE_INVALID for corrupt input, or the abort signal's reason; on
+ * any failure or abort the partial `dst` is removed.
  */
 export async function decompress(src: string, dst: string, kind: CompressionKind, opts: DecompressOptions = {}): Promise<DecompressResult> {
   const max = opts.maxOutputBytes;
@@ -108,7 +111,7 @@ export async function decompress(src: string, dst: string, kind: CompressionKind
 
   try {
     if (kind === "gzip") {
-      await pipeline(createReadStream(src), inCounter, createGunzip(), outCounter, createWriteStream(dst), { signal: opts.signal });
+      await pipeline(createReadStream(src), inCounter, createGunzip({ chunkSize: 64 * 1024 }), outCounter, new SparseFileWriter(dst), { signal: opts.signal });
     } else {
       await xzDecompress(src, dst, inCounter, outCounter, opts);
     }
@@ -132,13 +135,17 @@ async function xzDecompress(src: string, dst: string, inCounter: ByteCounter, ou
   const input = createReadStream(src);
   // Read errors reach run() through inCounter; write errors through outCounter.
   void pipeline(input, inCounter).catch(() => undefined);
-  const written = pipeline(outCounter, createWriteStream(dst));
+  const writer = new SparseFileWriter(dst);
+  const written = pipeline(outCounter, writer);
   written.catch(() => undefined);
   const argv = [opts.xzBinary ?? "xz", "--decompress", "--stdout", "--format=xz", `--memlimit-decompress=${XZ_MEMLIMIT}`];
   const limits = opts.xzLimits === undefined ? { addressSpaceBytes: 2 * 2 ** 30 } : (opts.xzLimits ?? undefined);
   try {
     await run(argv, { stdin: inCounter, stdout: outCounter, signal: opts.signal, limits });
   } catch (err) {
+    // The file is closed before the caller removes it, so nothing writes to it afterwards.
+    writer.destroy();
+    await finished(writer).catch(() => undefined);
     if (!(err instanceof ProcessError)) throw err;
     if (err.reason === "io" && err.cause !== undefined) throw err.cause;
     if (err.reason === "exit" || err.reason === "signal") throw corrupt(src, "xz", err.stderrTail.trim() || err.message, err);
