@@ -9,6 +9,18 @@ describe("parseApiEnv", () => {
     expect(env.IAAS_IMAGE_STORE.startsWith("/")).toBe(true);
   });
 
+  it("bounds streams, job retention and idle uploads by default, and names a bad value", () => {
+    const base = { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/iaas", IAAS_IMAGE_STORE: "/s" };
+    expect(parseApiEnv(base)).toMatchObject({ IAAS_MAX_STREAMS: 1000, IAAS_JOB_RETENTION_DAYS: 30, IAAS_UPLOAD_TTL_HOURS: 24 });
+    expect(parseApiEnv({ ...base, IAAS_MAX_STREAMS: "0", IAAS_JOB_RETENTION_DAYS: "7", IAAS_UPLOAD_TTL_HOURS: "0.5" })).toMatchObject({
+      IAAS_MAX_STREAMS: 0,
+      IAAS_JOB_RETENTION_DAYS: 7,
+      IAAS_UPLOAD_TTL_HOURS: 0.5,
+    });
+    expect(() => parseApiEnv({ ...base, IAAS_JOB_RETENTION_DAYS: "0" })).toThrow(/IAAS_JOB_RETENTION_DAYS/);
+    expect(() => parseApiEnv({ ...base, IAAS_UPLOAD_TTL_HOURS: "soon" })).toThrow(/IAAS_UPLOAD_TTL_HOURS/);
+  });
+
   it("names every bad variable in one error", () => {
     expect(() => parseApiEnv({ DATABASE_URL: "nope", IAAS_API_PORT: "99999" })).toThrow(
       /DATABASE_URL[\s\S]*IAAS_API_PORT|IAAS_API_PORT[\s\S]*DATABASE_URL/,
