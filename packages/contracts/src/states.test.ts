@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canTransitionJob, isTerminalJobState } from "./states.js";
+import { canTransitionJob, canTransitionVm, isTerminalJobState, TRANSITIONAL_VM_STATES, VM_TRANSITIONS, VmState, vmStatesInto } from "./states.js";
 
 describe("job states", () => {
   it("treats succeeded, failed and cancelled as final", () => {
@@ -26,5 +26,32 @@ describe("job states", () => {
   it("does not let a queued job jump to succeeded", () => {
     expect(canTransitionJob("queued", "succeeded")).toBe(false);
     expect(canTransitionJob("queued", "running")).toBe(true);
+  });
+});
+
+describe("VM transitions", () => {
+  it("lists every state, and only known states", () => {
+    expect(Object.keys(VM_TRANSITIONS).sort()).toEqual([...VmState.options].sort());
+    for (const targets of Object.values(VM_TRANSITIONS)) for (const t of targets) expect(VmState.options).toContain(t);
+  });
+
+  it("lets every transitional state reach error and a resting state, so a failed job can always settle its VM", () => {
+    for (const s of TRANSITIONAL_VM_STATES) {
+      expect(canTransitionVm(s, "error")).toBe(true);
+      expect(VM_TRANSITIONS[s].some((t) => t === "stopped" || t === "running")).toBe(true);
+    }
+  });
+
+  it("refuses jumps a job never makes", () => {
+    expect(canTransitionVm("creating", "running")).toBe(false);
+    expect(canTransitionVm("creating", "starting")).toBe(false);
+    expect(canTransitionVm("stopped", "stopping")).toBe(false);
+    expect(canTransitionVm("deleting", "starting")).toBe(false);
+    expect(canTransitionVm("starting", "deleting")).toBe(false);
+  });
+
+  it("answers which states may move into a state", () => {
+    expect(vmStatesInto("starting").sort()).toEqual(["error", "stopped"]);
+    expect(vmStatesInto("creating")).toEqual([]);
   });
 });

@@ -171,4 +171,44 @@ describe("JobRunner", () => {
     expect(vm).toMatchObject({ lockJobId: null, errorCode: "QEMU_FAILED" });
     expect(["stopped", "error"]).toContain(vm.state);
   });
+
+  it("runs a job once when it is delivered again while it runs here (a stalled-then-resumed worker), and records its lease", async () => {
+    const { jobId, vmId } = await submitCreate("five", false);
+    const first = runner.process(delivery(jobId));
+    const second = runner.process(delivery(jobId));
+    await Promise.all([first, second]);
+    const job = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+    expect(job).toMatchObject({ state: "succeeded", attempts: 1, workerInstance: "it-runner", leaseExpiresAt: null });
+    const started = await db.jobEvent.count({ where: { jobId, state: "running" } });
+    expect(started).toBe(1);
+    expect((await db.vm.findUniqueOrThrow({ where: { id: vmId } })).state).toBe("stopped");
+  });
+
+  it("fails with WORKER_LOST a job whose runs kept dying, instead of running it again", async () => {
+    const { jobId, vmId } = await submitCreate("six", false);
+    await db.job.update({ where: { id: jobId }, data: { state: "running", startedAt: new Date(), attempts: 10 } });
+    await runner.process(delivery(jobId));
+    const job = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+    expect(job).toMatchObject({ state: "failed", errorCode: "WORKER_LOST" });
+    await expect(stat(services.runtime.files(vmId).disk)).rejects.toThrow();
+    // Settled like any failure: the VM it was creating is out of `creating`, and free.
+    expect(await db.vm.findUniqueOrThrow({ where: { id: vmId } })).toMatchObject({ lockJobId: null, state: "error", errorCode: "WORKER_LOST" });
+  });
+
+  it("puts a delivery back, delayed and without spending an attempt, and pauses taking jobs while Postgres is unreachable", async () => {
+    const unreachable = createPrismaClient("postgresql://postgres@127.0.0.1:1/postgres");
+    const paused: string[] = [];
+    const gate = new DatabaseGate(unreachable, pino({ level: "silent" }), { pause: async () => void paused.push("pause"), resume: async () => void paused.push("resume") });
+    const offline = new JobRunner({ ...services, db: unreachable }, handlers, pino({ level: "silent" }), { instanceId: "it-offline", leaseMs: 30_000, gate });
+    const delayed: number[] = [];
+    const put = { ...delivery(randomUUID()), moveToDelayed: async (ts: number) => void delayed.push(ts) } as unknown as BullJob<QueueJobData>;
+    const thrown = await offline.process(put, "token").catch((e: unknown) => e);
+    expect((thrown as Error).name).toBe("DelayedError");
+    expect(delayed).toHaveLength(1);
+    expect(delayed[0]).toBeGreaterThan(Date.now());
+    expect(gate.isDown).toBe(true);
+    expect(paused).toEqual(["pause"]);
+    gate.stopping = true;
+    await unreachable.$disconnect();
+  });
 });

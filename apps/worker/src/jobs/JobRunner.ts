@@ -120,17 +120,7 @@ export class JobRunner {
     const { job, resumed } = started;
     // Attempts are counted in Postgres: BullMQ's count restarts when the relay re-adds a job.
     const attempt = job.attempts;
-    if (resumed && attempt > job.maxAttempts + CRASH_ALLOWANCE) {
-      await this.finish(jobId, {
-        state: "failed",
-        error: {
-          code: "WORKER_LOST",
-          message: `${job.type} was interrupted ${attempt - 1} times (its worker died or lost its queue while running it)`,
-          hint: `look at the worker log of host ${hostId} around the job's start; then retry the request`,
-        },
-      });
-      return;
-    }
+    const poisoned = resumed && attempt > job.maxAttempts + CRASH_ALLOWANCE;
     const type = JobType.safeParse(job.type);
     const handler = type.success ? (this.handlers[type.data] as JobHandler<JobType> | undefined) : undefined;
     if (!type.success || !handler) {
@@ -167,6 +157,12 @@ export class JobRunner {
       note: (message, level = "info") => this.report(log, () => appendJobEvent(db, jobId, { type: "log", level, message }).then(() => undefined)),
     };
     try {
+      if (poisoned) {
+        // Runs that kept dying (the worker crashed or lost its queue each time): settle, not again.
+        throw new IaasError("WORKER_LOST", `${job.type} was interrupted ${attempt - 1} times (its worker died or lost its queue while running it)`, {
+          hint: `look at the worker log of host ${hostId} around the job's start; then retry the request`,
+        });
+      }
       const result = await handler.run(ctx);
       await this.finish(jobId, { state: "succeeded", result: result as Record<string, unknown>, message: handler.describe?.(result) ?? "job succeeded" });
       log.info("job succeeded");
