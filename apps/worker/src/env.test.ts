@@ -14,6 +14,14 @@ describe("parseWorkerEnv", () => {
     expect(() => parseWorkerEnv({ ...base, IAAS_ACCEL: "hvf" })).toThrow(/IAAS_ACCEL/);
   });
 
+  it("rotates console logs at 1 MiB by default, takes sizes, and refuses a size too small to rotate", () => {
+    expect(parseWorkerEnv(base).IAAS_CONSOLE_LOG_MAX_BYTES).toBe(1024 * 1024);
+    expect(parseWorkerEnv({ ...base, IAAS_CONSOLE_LOG_MAX_BYTES: "4M" }).IAAS_CONSOLE_LOG_MAX_BYTES).toBe(4 * 1024 * 1024);
+    expect(parseWorkerEnv({ ...base, IAAS_CONSOLE_LOG_MAX_BYTES: "0" }).IAAS_CONSOLE_LOG_MAX_BYTES).toBe(0);
+    expect(() => parseWorkerEnv({ ...base, IAAS_CONSOLE_LOG_MAX_BYTES: "4k" })).toThrow(/IAAS_CONSOLE_LOG_MAX_BYTES.*at least 64K/);
+    expect(() => parseWorkerEnv({ ...base, IAAS_CONSOLE_LOG_MAX_BYTES: "lots" })).toThrow(/IAAS_CONSOLE_LOG_MAX_BYTES.*invalid size/);
+  });
+
   it("refuses a data directory too long for QMP socket paths", () => {
     expect(() => parseWorkerEnv({ ...base, IAAS_DATA_DIR: `/tmp/${"x".repeat(80)}` })).toThrow(/IAAS_DATA_DIR.*107-byte/);
   });

@@ -1,7 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { AccelSetting, configError, parseEnv } from "@iaas/contracts";
+import { AccelSetting, configError, parseEnv, parseSize } from "@iaas/contracts";
 
 /** Unix socket paths are limited to 107 bytes: <data>/vms/<uuid>/ttyS1.sock (the longest) must fit. */
 const MAX_DATA_DIR_LENGTH = 107 - "/vms/".length - 36 - "/ttyS1.sock".length;
@@ -24,6 +24,24 @@ const WorkerEnv = z.object({
   IAAS_HEARTBEAT_SECONDS: z.coerce.number().min(0.2).default(5),
   /** How often running VMs are checked (pid alive, console tail). */
   IAAS_MONITOR_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
+  /**
+   * A VM's console.log is rotated once larger than this (its older part kept in console.log.1):
+   * a size such as 1M or 4M; 0: never.
+   */
+  IAAS_CONSOLE_LOG_MAX_BYTES: z
+    .string()
+    .default("1M")
+    .transform((text, ctx) => {
+      let bytes: number;
+      try {
+        bytes = parseSize(text);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+      if (bytes !== 0 && bytes < 64 * 1024) ctx.addIssue({ code: "custom", message: `must be 0 (never rotate) or at least 64K, got '${text}'` });
+      return bytes;
+    }),
   IAAS_QEMU_BINARY: z.string().default("qemu-system-x86_64"),
   IAAS_QEMU_IMG_BINARY: z.string().default("qemu-img"),
   /**

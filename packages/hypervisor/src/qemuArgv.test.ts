@@ -65,7 +65,7 @@ describe("buildQemuArgv", () => {
       "-pidfile", "/run/iaas/web-1.pid",
       "-chardev", "socket,id=qmp,path=/run/iaas/web-1.qmp,server=on,wait=off",
       "-mon", "chardev=qmp,mode=control",
-      "-chardev", "file,id=serial0,path=/var/log/iaas/web-1.serial.log",
+      "-chardev", "file,id=serial0,path=/var/log/iaas/web-1.serial.log,append=on",
       "-serial", "chardev:serial0",
       "-drive", "file=/var/lib/iaas/vms/web-1/disk.qcow2,if=none,id=disk0,format=qcow2,node-name=fmt-disk0",
       "-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
@@ -108,7 +108,7 @@ describe("buildQemuArgv", () => {
     );
     expect(valuesOf(argv, "-name")).toEqual(["guest=a,,b,process=iaas-a,,b"]);
     expect(valuesOf(argv, "-drive")).toEqual(["file=/srv/x,,format=raw/disk.qcow2,if=none,id=disk0,format=qcow2,node-name=fmt-disk0"]);
-    expect(valuesOf(argv, "-chardev")).toEqual(["socket,id=qmp,path=/run/a,,b.qmp,server=on,wait=off", "file,id=serial0,path=/log/a,,b.log"]);
+    expect(valuesOf(argv, "-chardev")).toEqual(["socket,id=qmp,path=/run/a,,b.qmp,server=on,wait=off", "file,id=serial0,path=/log/a,,b.log,append=on"]);
     // The injected "format=raw" stays inside the file name once parsed back.
     const drive = parseOptionString(valuesOf(argv, "-drive")[0] ?? "");
     expect(drive.filter(([k]) => k === "format")).toEqual([["format", "qcow2"]]);

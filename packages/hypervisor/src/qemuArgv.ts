@@ -256,8 +256,10 @@ export function buildQemuArgv(spec: VmLaunchSpec): string[] {
     "-chardev", `socket,id=qmp,path=${qmp},server=on,wait=off`,
     "-mon", "chardev=qmp,mode=control",
     // `-serial file:PATH` takes PATH verbatim (commas are not unescaped), so the file chardev is
-    // declared with -chardev where escaping works, then used as the first serial port.
-    "-chardev", `file,id=serial0,path=${serial}`,
+    // declared with -chardev where escaping works, then used as the first serial port. append=on
+    // opens it O_APPEND (not O_TRUNC): every write lands at the end of the file as it is now, so
+    // the worker can cut the file's head (console log rotation) without QEMU writing past a hole.
+    "-chardev", `file,id=serial0,path=${serial},append=on`,
     "-serial", "chardev:serial0",
     "-drive", `file=${disk},if=none,id=disk0,format=${diskFormat},node-name=fmt-disk0`,
     "-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
