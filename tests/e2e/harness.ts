@@ -23,6 +23,8 @@ export interface StackOptions {
   hostEnv?: Record<string, NodeJS.ProcessEnv>;
   /** Create the `default` nat network once the API is up (default true). */
   defaultNetwork?: boolean;
+  /** API processes to run (default 1); with more, the CLI is given all of them (IAAS_URL=a,b). */
+  apis?: number;
   /** Run a host's worker as this user instead of root (its data directory is given to it). */
   hostUser?: Record<string, { uid: number; gid: number }>;
 }
@@ -68,7 +70,8 @@ export async function eventually<T>(what: string, probe: () => Promise<T | null 
  */
 export class Stack {
   readonly workers = new Map<string, ChildProcess>();
-  private api: ChildProcess | undefined;
+  private readonly apis: (ChildProcess | undefined)[] = [];
+  private readonly apiPorts: number[] = [];
   readonly logs: string[] = [];
   url = "";
 
@@ -89,10 +92,9 @@ export class Stack {
     const redisUrl = await testRedisUrl();
     const stack = new Stack(dir, database, redisUrl, `e2e-${randomBytes(4).toString("hex")}`, createPrismaClient(database.url), options);
     try {
-      const port = await freePort();
-      stack.url = `http://127.0.0.1:${port}`;
-      stack.api = stack.spawn("api", API_MAIN, { IAAS_API_PORT: String(port), IAAS_RELAY_INTERVAL_MS: "500", IAAS_AUTH: "none", ...options.apiEnv });
-      await eventually("the API to be ready", async () => (await fetch(`${stack.url}/readyz`)).ok, 90_000);
+      for (let i = 0; i < (options.apis ?? 1); i++) stack.apiPorts.push(await freePort());
+      stack.url = stack.apiUrl(0);
+      for (let i = 0; i < stack.apiPorts.length; i++) await stack.startApi(i);
       if (options.defaultNetwork !== false) {
         const res = await fetch(`${stack.url}/v1/networks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "default" }) });
         if (res.status !== 201) throw new Error(`could not create the default network: ${res.status} ${await res.text()}`);
@@ -103,6 +105,42 @@ export class Stack {
       throw err;
     }
     return stack;
+  }
+
+  /** The base URL of API process `i`. */
+  apiUrl(i: number): string {
+    return `http://127.0.0.1:${this.apiPorts[i] ?? 0}`;
+  }
+
+  /** What the CLI is pointed at: every API process, comma-separated. */
+  get cliUrl(): string {
+    return this.apiPorts.map((_, i) => this.apiUrl(i)).join(",");
+  }
+
+  /** Starts (or restarts) API process `i` on its port and waits until it is ready. */
+  async startApi(i: number): Promise<void> {
+    const child = this.spawn(i === 0 ? "api" : `api${i}`, API_MAIN, { IAAS_API_PORT: String(this.apiPorts[i]), IAAS_RELAY_INTERVAL_MS: "500", IAAS_AUTH: "none", ...this.options.apiEnv });
+    this.apis[i] = child;
+    await eventually(`API ${i} to be ready`, async () => {
+      if (child.exitCode !== null) throw new Error(`API ${i} exited: ${this.logTail()}`);
+      return (await fetch(`${this.apiUrl(i)}/readyz`)).ok;
+    }, 90_000);
+  }
+
+  /** Stops API process `i` with `signal` (SIGKILL by default); resolves with its exit code once it is gone. */
+  async killApi(i: number, signal: NodeJS.Signals = "SIGKILL"): Promise<number | null> {
+    const child = this.apis[i];
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill(signal);
+    const code = await exited;
+    this.apis[i] = undefined;
+    return code;
+  }
+
+  /** The worker process of a host (to signal it). */
+  workerProcess(hostId: string): ChildProcess | undefined {
+    return this.workers.get(hostId);
   }
 
   private baseEnv(): NodeJS.ProcessEnv {
@@ -176,7 +214,7 @@ export class Stack {
   async cli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
     try {
       const { stdout, stderr } = await execFileP(process.execPath, [CLI_MAIN, ...args], {
-        env: { PATH: process.env.PATH, HOME: this.dir, IAAS_URL: this.url, ...opts.env },
+        env: { PATH: process.env.PATH, HOME: this.dir, IAAS_URL: this.cliUrl, ...opts.env },
         timeout: opts.timeoutMs ?? 120_000,
         maxBuffer: 16 * 1024 * 1024,
       });
@@ -191,7 +229,7 @@ export class Stack {
   /** Starts the CLI without waiting for it: the child (to signal it) and its outcome. */
   cliBackground(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliResult> } {
     const child = spawn(process.execPath, [CLI_MAIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: this.dir, IAAS_URL: this.url, ...opts.env },
+      env: { PATH: process.env.PATH, HOME: this.dir, IAAS_URL: this.cliUrl, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -232,11 +270,7 @@ export class Stack {
 
   async stop(): Promise<void> {
     for (const host of [...this.workers.keys()]) await this.killWorker(host, "SIGTERM");
-    if (this.api && this.api.exitCode === null) {
-      const exited = new Promise((r) => this.api?.once("exit", r));
-      this.api.kill("SIGTERM");
-      await exited;
-    }
+    for (let i = 0; i < this.apis.length; i++) await this.killApi(i, "SIGTERM");
     for (const pid of await this.qemuPids()) {
       try {
         process.kill(pid, "SIGKILL");

@@ -10,6 +10,7 @@ import { createApiServer, listen, serverOptionsFromEnv } from "./http/server.js"
 import { expireExports, settleOrphans, sweepExpiredJobs } from "./maintenance/jobSweeper.js";
 import { Maintenance } from "./maintenance/Maintenance.js";
 import { relayQueuedJobs } from "./maintenance/outboxRelay.js";
+import { pruneJobs, removeAbandonedUploads } from "./maintenance/retention.js";
 import { JobQueues } from "./services/JobQueues.js";
 
 async function main(): Promise<void> {
@@ -27,6 +28,18 @@ async function main(): Promise<void> {
   // BullMQ's consumer side (backup schedule fires) blocks on Redis and wants its own settings.
   const blocking = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
   blocking.on("error", (err) => log.debug({ err: err.message }, "redis connection error"));
+  // Give Redis a moment to connect, so the rate limiter loads its script; the API also starts
+  // without it (requests that need the queue answer 503 until it is there).
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      log.warn({ redis: env.REDIS_URL.replace(/\/\/[^@]*@/, "//***@") }, "Redis is not reachable yet; starting anyway");
+      resolve();
+    }, 5000);
+    redis.once("ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   const queues = new JobQueues(redis, env.IAAS_QUEUE_PREFIX);
   const { app, backupScheduler } = createApp({
     db,
@@ -46,7 +59,7 @@ async function main(): Promise<void> {
     },
   });
 
-  // Relay, sweeper, reconcile, expiry: one replica at a time (a Postgres advisory lock per pass).
+  // Relay, sweeper, reconcile, expiry, pruning: one replica at a time (a Postgres advisory lock per pass).
   const maintenance = new Maintenance(
     db,
     [
@@ -54,6 +67,8 @@ async function main(): Promise<void> {
       { name: "sweep", run: () => sweepExpiredJobs(db, log, env.IAAS_IMAGE_STORE) },
       { name: "settle", run: () => settleOrphans(db, log, env.IAAS_IMAGE_STORE) },
       { name: "schedules", run: () => (queues.available() ? backupScheduler.reconcile() : Promise.resolve("skipped: redis unreachable")) },
+      { name: "uploads", run: () => removeAbandonedUploads(db, env.IAAS_IMAGE_STORE, { ttlHours: env.IAAS_UPLOAD_TTL_HOURS }) },
+      { name: "retention", run: () => pruneJobs(db, { retentionDays: env.IAAS_JOB_RETENTION_DAYS }) },
       {
         name: "exports",
         run: async () => {

@@ -98,8 +98,21 @@ export function resolveConfig(inputs: ConfigInputs): ResolvedConfig {
   };
 }
 
-/** Checks that `raw` is an http(s) URL and drops a trailing slash. */
+/**
+ * Checks that `raw` is an http(s) URL and drops a trailing slash. Several API replicas may be
+ * given separated by commas (`http://a:8080,http://b:8080`): the CLI tries the next one when one
+ * cannot be reached.
+ */
 export function normalizeApiUrl(raw: string, source: string): string {
+  if (raw.includes(",")) {
+    const urls = raw.split(",").map((u) => u.trim()).filter((u) => u !== "");
+    if (urls.length === 0) throw usageError(`invalid API URL '${raw}' (from ${source})`, "use a URL such as http://127.0.0.1:8080");
+    return urls.map((u) => normalizeOneUrl(u, source)).join(",");
+  }
+  return normalizeOneUrl(raw, source);
+}
+
+function normalizeOneUrl(raw: string, source: string): string {
   let parsed: URL;
   try {
     parsed = new URL(raw);

@@ -6,7 +6,10 @@ import { problemError } from "./problemError.js";
 import { sleep } from "./sleep.js";
 
 export interface HttpTransportOptions {
-  /** Base URL without a trailing slash, e.g. http://127.0.0.1:8080. */
+  /**
+   * Base URL without a trailing slash, e.g. http://127.0.0.1:8080; or several API replicas
+   * separated by commas, tried in turn when one cannot be reached.
+   */
   baseUrl: string;
   token: string | null;
   /** The project to act in, sent as `X-Iaas-Project` (name or id); null: none. */
@@ -51,7 +54,9 @@ export interface RequestSpec {
  * errors, timeouts, Ctrl-C, problem+json errors and parsing answers with the contracts' schemas.
  */
 export class HttpTransport {
-  readonly baseUrl: string;
+  /** The API replicas; `current` is the one in use (the next is tried when it cannot be reached). */
+  private readonly bases: string[];
+  private current = 0;
   private readonly token: string | null;
   private readonly project: string | null;
   private readonly idempotencyKey: string;
@@ -63,7 +68,10 @@ export class HttpTransport {
   private readonly unreachableHint: string;
 
   constructor(options: HttpTransportOptions) {
-    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.bases = options.baseUrl
+      .split(",")
+      .map((u) => u.trim().replace(/\/+$/, ""))
+      .filter((u) => u !== "");
     this.token = options.token;
     this.project = options.project ?? null;
     this.idempotencyKey = options.idempotencyKey;
@@ -73,6 +81,11 @@ export class HttpTransport {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.authHint = options.authHint ?? "log in with `iaas login --url URL --token T`, or set IAAS_TOKEN";
     this.unreachableHint = options.unreachableHint ?? "point the CLI at the API with --url or IAAS_URL";
+  }
+
+  /** The API replica in use. */
+  get baseUrl(): string {
+    return this.bases[this.current] ?? "";
   }
 
   /** The default bound on an ordinary request, in milliseconds. */
@@ -117,6 +130,9 @@ export class HttpTransport {
       body = JSON.stringify(spec.json);
     }
     const delays = spec.retry === false || spec.body !== undefined ? [] : this.retryDelaysMs;
+    // Each replica that cannot be reached is passed over once before the retry delays apply; the
+    // same Idempotency-Key makes a POST the first replica did receive harmless on the next.
+    let failovers = spec.retry === false ? 0 : this.bases.length - 1;
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.fetchFn(spec.url ?? this.url(spec.path, spec.query), {
@@ -134,6 +150,12 @@ export class HttpTransport {
       } catch (err) {
         if (err instanceof CliError) throw err;
         const failure = this.failure(err, spec, endpoint);
+        if (failure instanceof CliError && failure.retryable && failovers > 0 && spec.url === undefined && spec.body === undefined) {
+          failovers--;
+          attempt--;
+          this.current = (this.current + 1) % this.bases.length;
+          continue;
+        }
         const delay = delays[attempt];
         if (!(failure instanceof CliError) || !failure.retryable || delay === undefined) throw failure;
         await sleep(delay, this.interrupt).catch(() => {
@@ -167,7 +189,8 @@ export class HttpTransport {
   private isOwnOrigin(url: string | undefined): boolean {
     if (url === undefined) return true;
     try {
-      return new URL(url).origin === new URL(this.baseUrl).origin;
+      const origin = new URL(url).origin;
+      return this.bases.some((b) => new URL(b).origin === origin);
     } catch {
       return false;
     }
