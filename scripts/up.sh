@@ -75,10 +75,24 @@ if ! iaas network show default >/dev/null 2>&1; then
   iaas network create default --mode nat >/dev/null || die "could not create the default network"
 fi
 
-demo_state=$(iaas image show demo -o json 2>/dev/null | json_field d.state || true)
+demo_json=$(iaas image show demo -o json 2>/dev/null || true)
+demo_state=$(printf '%s' "$demo_json" | json_field d.state)
+demo_reason=$(printf '%s' "$demo_json" | json_field 'd.lastError ? d.lastError.message : ""')
+if [ "$demo_state" = ready ]; then
+  # The row may outlive its file (a re-cloned checkout, a store cleared by hand): check the file
+  # (exists, size, sha256, qemu-img check) before trusting it.
+  verify_rc=0
+  verify_err=$(iaas image verify demo --wait 2>&1 >/dev/null) || verify_rc=$?
+  if [ "$verify_rc" = 1 ]; then
+    demo_state=error
+    demo_reason=$(printf '%s\n' "$verify_err" | sed -n 's/^error: //p' | head -1)
+  elif [ "$verify_rc" != 0 ]; then
+    log "could not verify the demo image (exit $verify_rc), keeping it: $(printf '%s\n' "$verify_err" | sed -n 's/^error: //p' | head -1)"
+  fi
+fi
 if [ -n "$demo_state" ] && [ "$demo_state" != ready ]; then
-  log "the demo image is not ready ($demo_state); importing it again"
-  node apps/cli/dist/main.js image delete demo --wait >/dev/null
+  log "the demo image is in state $demo_state${demo_reason:+ ($demo_reason)}; deleting it and importing it again"
+  iaas image delete demo --wait >/dev/null || die "could not delete the demo image (see above); delete it with: npx iaas image delete demo --wait"
   demo_state=""
 fi
 if [ -z "$demo_state" ]; then

@@ -83,6 +83,8 @@ const WorkerEnv = z.object({
   IAAS_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(30),
   /** A running job's lease (BullMQ lock and Postgres lease); a job whose worker died is redelivered after it. */
   IAAS_JOB_LEASE_SECONDS: z.coerce.number().min(2).max(600).default(30),
+  /** How often every ready image's stored file is checked (exists, recorded size); also once at start. */
+  IAAS_STORE_CHECK_INTERVAL_SECONDS: z.coerce.number().min(1).default(300),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;

@@ -11,6 +11,8 @@ export const ErrorCode = z.enum([
   "IMAGE_IN_USE",
   "NO_HOST_AVAILABLE",
   "HOST_OFFLINE",
+  /** The VM's host is offline past IAAS_HOST_LOST_SECONDS: `vm delete --force`, or `host evacuate`. */
+  "HOST_LOST",
   "IDEMPOTENCY_KEY_REUSED",
   "JOB_NOT_CANCELLABLE",
   "UNSUPPORTED_IMAGE_FORMAT",
@@ -131,6 +133,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case "BACKUP_CORRUPT":
       return 422;
     case "NO_HOST_AVAILABLE":
+    case "HOST_LOST":
       return 409;
     case "HOST_OFFLINE":
     case "SERVICE_UNAVAILABLE":

@@ -45,6 +45,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case "IDEMPOTENCY_KEY_REUSED":
     case "JOB_NOT_CANCELLABLE":
     case "NO_HOST_AVAILABLE":
+    case "HOST_LOST":
     case "NETWORK_IN_USE":
     case "ADDRESS_TAKEN":
     case "PORT_TAKEN":

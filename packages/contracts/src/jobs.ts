@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { JobError } from "./errors.js";
-import { JobState, VmState } from "./states.js";
+import { ImageState, JobState, VmState } from "./states.js";
 import { ImageFormat } from "./resources.js";
 
 export const JobProgress = z.object({
@@ -24,7 +24,8 @@ export const JobPayloads = {
   "vm.start": VmRef,
   "vm.stop": VmRef.extend({ force: z.boolean(), timeoutSeconds: z.number().int().min(0) }),
   "vm.reboot": VmRef,
-  "vm.delete": VmRef,
+  /** force: recorded (already final) by the API, which removed the rows of a VM whose host is lost. */
+  "vm.delete": VmRef.extend({ force: z.boolean().optional() }),
   /** The NIC row exists already (IPAM in the submitting transaction); the host realizes it. */
   "vm.nic.add": VmRef.extend({ nicId: z.string() }),
   /** The NIC row is gone (its address released); the host removes its tap. */
@@ -91,10 +92,27 @@ export const JobPayloads = {
   "image.export": z.object({ exportId: z.string(), imageId: z.string(), format: ImageFormat, compress: z.boolean(), ttlSeconds: z.number().int().positive() }),
   "vm.export": VmRef.extend({ exportId: z.string(), format: ImageFormat, compress: z.boolean(), ttlSeconds: z.number().int().positive() }),
   "image.delete": z.object({ imageId: z.string() }),
+  /** Checks the stored file (exists, size, sha256, `qemu-img check`): ready again if it is whole, else `error`. */
+  "image.verify": z.object({ imageId: z.string() }),
+  /** Recorded (already final) by a worker's store check that found a ready image's file missing or changed. */
+  "image.reconcile": z.object({ imageId: z.string(), reason: z.string() }),
   /** A job that does no hypervisor work, used only by `npm run bench:jobs`. */
   "bench.noop": z.object({ n: z.number().int() }),
   /** Recorded (already final) by a worker that corrected a VM's state on its own. */
   "vm.reconcile": VmRef.extend({ reason: z.string() }),
+  /**
+   * Moves a stopped VM to another host, keeping its id, name, MACs and addresses; the VM row is on
+   * `toHostId` from the submit on. Cold (its host online): the job runs on `fromHostId`, copies the
+   * disk into the shared store and queues the job (`stagedDisk`) with which `toHostId` takes it
+   * over. From a backup (its host lost): the job runs on `toHostId` and makes the disk from
+   * `fromBackupId`.
+   */
+  "vm.migrate": VmRef.extend({
+    fromHostId: z.string(),
+    toHostId: z.string(),
+    stagedDisk: z.string().optional(),
+    fromBackupId: z.string().optional(),
+  }),
 } as const;
 
 const VmResult = z.object({ vmId: z.string(), state: VmState });
@@ -144,8 +162,19 @@ export const JobResults = {
   "image.export": z.object({ exportId: z.string(), format: ImageFormat, sizeBytes: z.number(), sha256: z.string(), expiresAt: z.string() }),
   "vm.export": z.object({ exportId: z.string(), format: ImageFormat, sizeBytes: z.number(), sha256: z.string(), expiresAt: z.string() }),
   "image.delete": z.object({ imageId: z.string(), deleted: z.literal(true) }),
+  /** firstChecksum: the image had no checksum of its stored file yet (imported before they were kept); this one is kept now. */
+  "image.verify": z.object({ imageId: z.string(), state: ImageState, sizeBytes: z.number(), sha256: z.string(), firstChecksum: z.boolean() }),
+  "image.reconcile": z.object({ imageId: z.string(), state: ImageState, previousState: ImageState, code: z.string() }),
   "bench.noop": z.object({ n: z.number().int() }),
   "vm.reconcile": VmResult.extend({ previousState: VmState }),
+  /** nextJobId: the job on the new host that takes the staged disk over; backupId/backupAt: the backup the disk was made from. */
+  "vm.migrate": VmResult.extend({
+    hostId: z.string(),
+    fromHostId: z.string(),
+    nextJobId: z.string().optional(),
+    backupId: z.string().optional(),
+    backupAt: z.string().optional(),
+  }),
 } as const;
 
 export const JobType = z.enum([
@@ -173,8 +202,11 @@ export const JobType = z.enum([
   "image.export",
   "vm.export",
   "image.delete",
+  "image.verify",
+  "image.reconcile",
   "bench.noop",
   "vm.reconcile",
+  "vm.migrate",
 ]);
 export type JobType = z.infer<typeof JobType>;
 
@@ -220,8 +252,12 @@ export const JobCatalog: Record<JobType, JobCatalogEntry> = {
   "image.export": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "export image" },
   "vm.export": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "export VM disk" },
   "image.delete": { timeoutMs: 5 * 60_000, attempts: 3, cancellable: true, title: "delete image" },
+  "image.verify": { timeoutMs: 6 * 60 * 60_000, attempts: 2, cancellable: true, cancellableWhileRunning: true, title: "verify image" },
+  "image.reconcile": { timeoutMs: 60_000, attempts: 1, cancellable: false, title: "image state corrected by the store check" },
   "bench.noop": { timeoutMs: 60_000, attempts: 1, cancellable: true, title: "benchmark no-op" },
   "vm.reconcile": { timeoutMs: 60_000, attempts: 1, cancellable: false, title: "state corrected by the worker" },
+  // Not cancellable: the VM row is on the new host from the submit on; a failure moves it back.
+  "vm.migrate": { timeoutMs: 60 * 60_000, attempts: 2, cancellable: false, title: "migrate VM" },
 };
 
 export const Job = z.object({

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Accelerator, HostState, ImageState, VmState } from "./states.js";
+import { Accelerator, HostState, ImageState, VmShownState, VmState } from "./states.js";
 import { JobError } from "./errors.js";
 
 import { looksLikeUuid } from "./ids.js";
@@ -81,7 +81,12 @@ export type VmSetRequest = z.infer<typeof VmSetRequest>;
 export const Vm = z.object({
   id: z.string(),
   name: z.string(),
-  state: VmState,
+  /** `unknown` while the VM's host is lost; `reportedState` is then what was last known. */
+  state: VmShownState,
+  /** The state last recorded for the VM (missing from older APIs). */
+  reportedState: VmState.optional(),
+  /** The state of the VM's host (missing from older APIs). */
+  hostState: HostState.optional(),
   hostId: z.string(),
   imageId: z.string(),
   imageName: z.string().nullable(),
@@ -149,7 +154,12 @@ export const Image = z.object({
   sourceFormat: z.string().nullable(),
   virtualSize: z.number().nullable(),
   storedSize: z.number().nullable(),
+  /** sha256 of the content as delivered (before decompression and conversion). */
   sha256: z.string().nullable(),
+  /** sha256 of the stored qcow2 file, which `image verify` checks it against. */
+  storedSha256: z.string().nullable(),
+  /** When the stored file was last found whole (the store check's size, or `image verify`). */
+  checkedAt: z.string().nullable(),
   description: z.string().nullable(),
   labels: z.record(z.string(), z.string()),
   /** Where the content came from: upload, url or path (with the URL or path). */

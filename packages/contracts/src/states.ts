@@ -68,8 +68,17 @@ export function vmStatesInto(to: VmState): VmState[] {
 export const ImageState = z.enum(["importing", "ready", "failed", "deleting", "error"]);
 export type ImageState = z.infer<typeof ImageState>;
 
-export const HostState = z.enum(["online", "offline"]);
+/**
+ * `offline`: no heartbeat for IAAS_HOST_OFFLINE_SECONDS (database clock); `lost`: offline for
+ * longer than IAAS_HOST_LOST_SECONDS — its VMs show as `unknown`, and may be force-deleted or
+ * evacuated from their backups.
+ */
+export const HostState = z.enum(["online", "offline", "lost"]);
 export type HostState = z.infer<typeof HostState>;
+
+/** The state a VM is shown in: its stored state, or `unknown` while its host is lost. */
+export const VmShownState = z.enum([...VmState.options, "unknown"]);
+export type VmShownState = z.infer<typeof VmShownState>;
 
 export const Accelerator = z.enum(["kvm", "tcg"]);
 export type Accelerator = z.infer<typeof Accelerator>;

@@ -228,6 +228,15 @@ export class QemuImg {
     }
   }
 
+  /**
+   * `qemu-img rebase -u -f qcow2 -b BACKING -F FMT PATH`: changes only the backing file name an
+   * overlay records (no data is read or written), for an overlay moved to a host where the same
+   * image has another path. BACKING must hold the same content as the one it replaces.
+   */
+  async repoint(path: string, backing: string, backingFormat: QemuImgFormat): Promise<void> {
+    await this.exec(["rebase", "-u", "-f", "qcow2", "-b", argPath(backing, "backing"), "-F", argFormat(backingFormat, "backingFormat"), argPath(path, "path")], { limits: this.probeLimits });
+  }
+
   /** `qemu-img bitmap --add|--clear|--remove PATH NAME` on a qcow2 no QEMU holds (`add` makes it persistent and enabled). */
   async bitmap(op: "add" | "clear" | "remove", path: string, name: string): Promise<void> {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) throw new IaasError("QEMU_IMG_FAILED", `bitmap name '${name}' is not safe`, { retryable: false });

@@ -14,6 +14,7 @@ describe("hardening configuration", () => {
       tls: false,
       rateLimit: { perToken: 600, perAddress: 1200, exempt: ["127.0.0.0/8", "::1"] },
       maxStreamsPerToken: 32,
+      maxStreams: 1000,
     });
     expect(env).toMatchObject({ IAAS_MAX_HEADER_BYTES: 16384, IAAS_HEADERS_TIMEOUT_SECONDS: 30, IAAS_REQUEST_TIMEOUT_SECONDS: 0, IAAS_BODY_IDLE_TIMEOUT_SECONDS: 120 });
   });

@@ -76,6 +76,13 @@ export function imageRoutes(deps: { db: PrismaClient; images: ImageService; expo
     sendAccepted(res, submitted, { export: toExportDto(created) });
   });
 
+  router.post("/:ref/verify", async (req, res) => {
+    const submitted = await images.verify(req.params.ref, meta(req, null));
+    // A replayed request may name an image deleted since.
+    const image = await db.image.findUnique({ where: { id: submitted.job.imageId ?? "" }, include: withUsers });
+    sendAccepted(res, submitted, { image: image ? toImageDto(image) : null });
+  });
+
   router.delete("/:ref", async (req, res) => {
     const submitted = await images.remove(req.params.ref, meta(req, null));
     const image = await db.image.findUnique({ where: { id: submitted.job.imageId ?? "" }, include: withUsers });

@@ -324,6 +324,27 @@ export class ImageService {
       };
     });
   }
+
+  /**
+   * `image verify`: a job on the least busy online host checks the stored file (exists, size,
+   * sha256, `qemu-img check`) under the image's lock, then makes the image ready or `error`.
+   */
+  async verify(ref: string, meta: RequestMeta): Promise<Submitted<Image>> {
+    return this.submitter.submit(meta, async (tx, jobId) => {
+      const found = await findImage(tx, ref);
+      const image = await lockImage(tx, found.id, jobId);
+      if (image.state !== "ready" && image.state !== "error") {
+        throw new IaasError("INVALID_STATE", `image '${image.name}' is ${image.state}: only a ready image, or one in error, can be verified`, {
+          hint: image.state === "failed" ? "its import failed and nothing is stored; import it again with `iaas image import`" : `look at it with \`iaas image show ${image.name}\``,
+        });
+      }
+      const hostId = await pickWorkHost(tx, this.offlineAfterSeconds);
+      return {
+        spec: { type: "image.verify", payload: { imageId: image.id }, hostId, imageId: image.id, targetName: image.name },
+        extra: image,
+      };
+    });
+  }
 }
 
 function isImageFormat(value: string): value is ImageFormat {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { IMAGE_ID, makeImage } from "../testing/fixtures.js";
+import { IMAGE_ID, JOB_ID, makeImage, makeJob, stateEvent } from "../testing/fixtures.js";
 import { bodyOf, json, problem, routeTable, type Route } from "../testing/routes.js";
+import type { JobScript } from "../testing/jobApi.js";
 import { runIaas } from "../testing/runIaas.js";
 import { startScriptedServer, type ScriptedServer } from "../testing/scriptedServer.js";
 
@@ -12,8 +13,8 @@ afterEach(async () => {
   server = null;
 });
 
-async function serve(table: Record<string, Route>): Promise<ScriptedServer> {
-  server = await startScriptedServer(routeTable(table));
+async function serve(table: Record<string, Route>, job?: JobScript): Promise<ScriptedServer> {
+  server = await startScriptedServer(routeTable(table, job));
   return server;
 }
 
@@ -48,5 +49,48 @@ describe("image set-public and set-private", () => {
     expect(forbidden.code).toBe(5);
     expect(forbidden.stderr).toContain("(403): role operator may not make images public\nhint: ask an admin\n");
     expect((await runIaas(["image", "set-public"], s.url)).code).toBe(2);
+  });
+});
+
+describe("image verify", () => {
+  const HINT = "restore the file and run `iaas image verify deb12`, or delete the image and import it again";
+  const job = makeJob({ type: "image.verify", state: "running", vmId: null, imageId: IMAGE_ID, targetName: "deb12", payload: { imageId: IMAGE_ID }, startedAt: "2025-01-01T00:00:01.000Z" });
+  const accepted = { job: { ...job, state: "queued" as const, startedAt: null }, image: makeImage({ state: "error" }) };
+
+  it("POSTs /verify and says how to follow the job", async () => {
+    const s = await serve({ "POST /v1/images/deb12/verify": json(accepted, 202) });
+    const run = await runIaas(["image", "verify", "deb12"], s.url);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`job ${JOB_ID} queued: verify image (image deb12)\nfollow it with: iaas job wait ${JOB_ID}\n`);
+    expect(s.requests[0]).toMatchObject({ method: "POST", path: "/v1/images/deb12/verify" });
+  });
+
+  it("with --wait prints the outcome and the image, ready again", async () => {
+    const sha = "ab".repeat(32);
+    const final = { ...job, state: "succeeded" as const, result: { imageId: IMAGE_ID, state: "ready", sizeBytes: 1024, sha256: sha, firstChecksum: false }, finishedAt: "2025-01-01T00:00:02.000Z" };
+    const s = await serve(
+      { "POST /v1/images/deb12/verify": json(accepted, 202), [`GET /v1/images/${IMAGE_ID}`]: json(makeImage({ storedSha256: sha })) },
+      { running: job, events: [stateEvent(1, "running"), stateEvent(2, "succeeded")], final },
+    );
+    const run = await runIaas(["image", "verify", "deb12", "--wait"], s.url);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`image deb12: stored file whole (sha256 ${sha}); the image is ready\n`);
+    expect(run.stdout).toContain(`stored sha256:    ${sha}\n`);
+    expect(run.stdout).toContain("state:            ready\n");
+  });
+
+  it("with --wait exits 1 with the reason and the hint when the file is missing or changed", async () => {
+    const error = { code: "IMAGE_FILE_MISMATCH" as const, message: "the stored file of image 'deb12' has changed: the sha256 of /srv/x.qcow2 is 11…, 22… was recorded when it was stored", hint: HINT };
+    const final = { ...job, state: "failed" as const, error, finishedAt: "2025-01-01T00:00:02.000Z" };
+    const s = await serve({ "POST /v1/images/deb12/verify": json(accepted, 202) }, { running: job, events: [stateEvent(1, "running"), stateEvent(2, "failed")], final });
+    const run = await runIaas(["image", "verify", "deb12", "--wait"], s.url);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`error: ${error.message}\nhint: ${HINT}\n`);
+  });
+
+  it("exits 3 when the image is busy or in a state that cannot be verified", async () => {
+    const s = await serve({ "POST /v1/images/deb12/verify": problem(409, "INVALID_STATE", "image 'deb12' is importing: only a ready image, or one in error, can be verified", "look at it with `iaas image show deb12`") });
+    const run = await runIaas(["image", "verify", "deb12"], s.url);
+    expect(run).toEqual({ code: 3, stdout: "", stderr: "error: image 'deb12' is importing: only a ready image, or one in error, can be verified\nhint: look at it with `iaas image show deb12`\n" });
   });
 });

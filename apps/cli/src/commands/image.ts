@@ -28,7 +28,7 @@ Examples:
   iaas image import win --source-path /srv/iaas/import/win.vhdx --format vhdx --label os=windows
 `;
 
-/** `iaas image …`: import, list, show, export, set-public, set-private, delete. */
+/** `iaas image …`: import, list, show, export, verify, set-public, set-private, delete. */
 export function registerImageCommands(program: Command, ctxOf: ContextFactory): void {
   const image = program.command("image").description("import, export and manage disk images");
 
@@ -81,6 +81,27 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
   ).action(async (name: string, opts: ExportOptions, command: Command) => {
     await exportAndDownload(ctxOf(command), "image", name, opts);
   });
+
+  image
+    .command("verify")
+    .description("check an image's stored file (exists, size, sha256, qemu-img check): ready again if it is whole, else error with the reason")
+    .argument("<name>", "image name or id")
+    .option("--wait", WAIT_HELP)
+    .addHelpText(
+      "after",
+      `
+Workers check every ready image's file (exists, recorded size) at start and every
+IAAS_STORE_CHECK_INTERVAL_SECONDS; a missing or changed one turns the image to state error, and
+VMs cannot be created from it. Restore the file, then verify it to make the image ready again.
+
+Examples:
+  iaas image verify deb12 --wait
+`,
+    )
+    .action(async (name: string, opts: { wait?: boolean }, command: Command) => {
+      const ctx = ctxOf(command);
+      await reportAcceptedJob(ctx, await ctx.client.verifyImage(name), opts.wait === true);
+    });
 
   image
     .command("set-public")

@@ -50,6 +50,8 @@ export function imageDetails(image: Image): string {
     ["virtual size", size(image.virtualSize)],
     ["stored size", `${size(image.storedSize)}${image.storedSize === null ? "" : " (qcow2)"}`],
     ["sha256", image.sha256],
+    ["stored sha256", image.storedSha256],
+    ["file checked", image.checkedAt],
     ["labels", labels.length === 0 ? null : labels.join(", ")],
     ["description", image.description],
     ["used by", image.usedBy.length === 0 ? null : image.usedBy.map((vm) => vm.name).join(", ")],

@@ -1,6 +1,6 @@
 import { rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { IaasError } from "@iaas/contracts";
+import { IaasError, imageStateAfterFailedDelete } from "@iaas/contracts";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
 
 function abs(ctx: HandlerContext<"image.delete">, relative: string): string {
@@ -26,9 +26,11 @@ export const imageDelete: JobHandler<"image.delete"> = {
     const image = await ctx.db.image.findUnique({ where: { id: ctx.payload.imageId } });
     if (!image || image.state !== "deleting") return;
     const present = image.path ? await stat(abs(ctx, image.path)).then(() => true, () => false) : false;
+    const state = imageStateAfterFailedDelete(image, present);
     await ctx.db.image.update({
       where: { id: image.id },
-      data: { state: present ? "ready" : "failed", errorCode: error.code, errorMessage: error.message, errorHint: error.hint },
+      // An image that was unusable before keeps saying why (the delete's own error is on its job).
+      data: state === "error" ? { state } : { state, errorCode: error.code, errorMessage: error.message, errorHint: error.hint },
     });
   },
   describe: () => "image deleted",

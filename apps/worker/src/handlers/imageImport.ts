@@ -167,7 +167,9 @@ async function importContent(ctx: Ctx, source: string, size: number, hashing: Pr
     onProgress: (percent) => convert.at((percent / 100) * info.virtualSize),
   });
   await convert.finish();
-  const sha256 = await hashing;
+  // The stored file's own checksum, which `image verify` checks it against later (the content's
+  // checksum cannot: conversion rewrites the bytes).
+  const [sha256, storedSha256] = await Promise.all([hashing, hashFile(files.partial, undefined, ctx.signal)]);
   assertExpected(ctx, sha256);
   const same = await ctx.db.image.findFirst({ where: { sha256, state: "ready", id: { not: imageId } } });
   if (same) await ctx.note(`the same content is already stored as image '${same.name}' (sha256 ${sha256}); stored again — use --dedupe to reuse it`, "warn");
@@ -183,6 +185,8 @@ async function importContent(ctx: Ctx, source: string, size: number, hashing: Pr
       virtualSize: BigInt(info.virtualSize),
       storedSize: BigInt(storedSize),
       sha256,
+      storedSha256,
+      checkedAt: new Date(),
       errorCode: null,
       errorMessage: null,
       errorHint: null,
