@@ -11,6 +11,10 @@ import { exportRoutes } from "./routes/exports.js";
 import { ExportService } from "./services/ExportService.js";
 import { healthRoutes } from "./routes/health.js";
 import { hostRoutes } from "./routes/hosts.js";
+import { DEFAULT_LOST_AFTER_SECONDS, type HostThresholds } from "./services/hostLiveness.js";
+import { HostEvacuationService } from "./services/HostEvacuationService.js";
+import { VmForceDelete } from "./services/VmForceDelete.js";
+import { VmMigrationService } from "./services/VmMigrationService.js";
 import { imageRoutes } from "./routes/images.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { vmRoutes } from "./routes/vms.js";
@@ -45,6 +49,8 @@ export interface AppDeps {
     imageStore: string;
     queuePrefix: string;
     offlineAfterSeconds: number;
+    /** IAAS_HOST_LOST_SECONDS: offline this long, a host is lost (default 300). */
+    lostAfterSeconds?: number;
     /** `token` (API tokens; the default) or `none` (everyone is the local admin: loopback only, checked by main). */
     auth: AuthMode;
     maxUploadBytes: number;
@@ -64,15 +70,19 @@ export interface Api {
 export function createApp(deps: AppDeps): Api {
   const { db, log, config } = deps;
   const submitter = new JobSubmitter(db, deps.queues, log);
-  const vms = new VmService(db, submitter, config.offlineAfterSeconds);
-  const vmNetworks = new VmNetworkService(db, submitter, config.offlineAfterSeconds);
+  const hosts: HostThresholds = { offlineAfterSeconds: config.offlineAfterSeconds, lostAfterSeconds: config.lostAfterSeconds ?? DEFAULT_LOST_AFTER_SECONDS };
+  const vms = new VmService(db, submitter, hosts);
+  const vmNetworks = new VmNetworkService(db, submitter, hosts);
   const networks = new NetworkService(db);
-  const snapshots = new SnapshotService(db, submitter, config.offlineAfterSeconds);
-  const changes = new VmChangeService(db, submitter, config.offlineAfterSeconds);
-  const clones = new VmCloneService(db, submitter, config.offlineAfterSeconds);
+  const snapshots = new SnapshotService(db, submitter, hosts);
+  const changes = new VmChangeService(db, submitter, hosts);
+  const clones = new VmCloneService(db, submitter, hosts);
+  const migrations = new VmMigrationService(db, submitter, hosts);
+  const evacuations = new HostEvacuationService(db, migrations, hosts);
+  const forceDelete = new VmForceDelete(db, deps.redis, config.queuePrefix, hosts, log);
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
-  const backups = new BackupService(db, submitter, vms, config.offlineAfterSeconds);
+  const backups = new BackupService(db, submitter, vms, hosts);
   const backupScheduler = new BackupScheduler(db, deps.redis, config.queuePrefix, backups, log, deps.blockingRedis ?? deps.redis);
 
   const app = express();
@@ -110,13 +120,13 @@ export function createApp(deps: AppDeps): Api {
   app.use("/v1/whoami", admin.whoami);
   app.use("/v1/hosts", admin.hostAdmin);
   app.use("/v1/images", admin.imageAdmin);
-  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, changes, clones, exports, backups, schedules: backupScheduler, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/vms", vmRoutes({ db, vms, vmNetworks, snapshots, changes, clones, exports, backups, schedules: backupScheduler, redis: deps.redis, queuePrefix: config.queuePrefix, hosts, forceDelete, migrations }));
   app.use("/v1/backups", backupRoutes({ db, backups }));
   app.use("/v1/networks", networkRoutes({ db, networks }));
   app.use("/v1/images", imageRoutes({ db, images, exports }));
   app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));
   app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore, redis: deps.redis, queuePrefix: config.queuePrefix }));
-  app.use("/v1/hosts", hostRoutes({ db, offlineAfterSeconds: config.offlineAfterSeconds }));
+  app.use("/v1/hosts", hostRoutes({ db, hosts, evacuations }));
   if (config.enableBenchJobs) app.use("/v1/bench", benchRoutes({ db, submitter, offlineAfterSeconds: config.offlineAfterSeconds }));
   app.use((req, _res, next) => {
     next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see docs/rest-api.md for the endpoints" }));

@@ -13,6 +13,8 @@ const ApiEnv = z.object({
   IAAS_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, "IAAS_QUEUE_PREFIX may hold letters, digits, '_', '.', '-'").default("iaas"),
   /** A host whose last heartbeat is older than this is offline. */
   IAAS_HOST_OFFLINE_SECONDS: z.coerce.number().int().min(1).default(30),
+  /** A host offline this long is lost: its VMs show as `unknown`, and may be force-deleted or evacuated from their backups. */
+  IAAS_HOST_LOST_SECONDS: z.coerce.number().int().min(1).default(300),
   /** How often the outbox relay re-enqueues queued jobs missing from Redis, and the sweeper runs. */
   IAAS_RELAY_INTERVAL_MS: z.coerce.number().int().min(100).default(3000),
   /** Seconds in-flight requests get to finish after SIGTERM before their connections are closed. */
@@ -73,6 +75,11 @@ export function parseApiEnv(env: NodeJS.ProcessEnv): ApiEnv {
   const parsed = parseEnv(ApiEnv, env);
   if (parsed.IAAS_AUTH === "none" && !isLoopback(parsed.IAAS_API_HOST)) {
     throw new Error(`IAAS_AUTH=none lets anyone who reaches the API act as admin: it is only allowed with IAAS_API_HOST on loopback (127.0.0.1, ::1, localhost), not '${parsed.IAAS_API_HOST}'`);
+  }
+  if (parsed.IAAS_HOST_LOST_SECONDS <= parsed.IAAS_HOST_OFFLINE_SECONDS) {
+    throw new Error(
+      `IAAS_HOST_LOST_SECONDS (${parsed.IAAS_HOST_LOST_SECONDS}) must be larger than IAAS_HOST_OFFLINE_SECONDS (${parsed.IAAS_HOST_OFFLINE_SECONDS}): a host is offline first, lost later`,
+    );
   }
   return { ...parsed, IAAS_IMAGE_STORE: path.resolve(parsed.IAAS_IMAGE_STORE) };
 }

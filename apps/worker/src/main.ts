@@ -10,6 +10,7 @@ import { createPrismaClient } from "@iaas/db";
 import { detectAccelerator, QemuImg, qemuVersion } from "@iaas/hypervisor";
 import { parseWorkerEnv } from "./env.js";
 import { HostRegistration, measureHost } from "./host/HostRegistration.js";
+import { StoreCheck } from "./host/StoreCheck.js";
 import type { WorkerServices } from "./jobs/HandlerContext.js";
 import { handlers } from "./jobs/handlers.js";
 import { CancelWatcher } from "./jobs/CancelWatcher.js";
@@ -17,6 +18,7 @@ import { DatabaseGate } from "./jobs/DatabaseGate.js";
 import { parseAllowList } from "./download/urlPolicy.js";
 import { JobRunner, type QueueJobData } from "./jobs/JobRunner.js";
 import { ConsoleTailer } from "./vm/ConsoleTailer.js";
+import { OrphanCleaner } from "./vm/OrphanCleaner.js";
 import { VmMonitor } from "./vm/VmMonitor.js";
 import { VmRuntime } from "./vm/VmRuntime.js";
 import { qemuUserFromSetting } from "./vm/qemuUserPolicy.js";
@@ -62,11 +64,22 @@ async function main(): Promise<void> {
   const netRunner = new NetRunner(env.IAAS_NETNS);
   const detectNetwork = () => detectHostNetwork(netRunner, { mode: env.IAAS_NETWORK_MODE, address: env.IAAS_HOST_ADDRESS });
   const networkInfo = await detectNetwork();
+  const instanceId = randomUUID();
+  // Until the worker takes jobs there is nothing to hand back: a fenced worker just exits.
+  let onFenced = (): void => process.exit(1);
   const registration = new HostRegistration(
     db,
     { id: env.IAAS_HOST_ID, name: env.IAAS_HOST_NAME ?? os.hostname(), accelerator, qemuVersion: version, ...capacity, network: networkInfo },
     log,
+    {
+      instanceId,
+      offlineAfterSeconds: env.IAAS_HOST_OFFLINE_SECONDS,
+      // Another worker took this host over while this one was paused or cut off: stop taking work.
+      onFenced: () => onFenced(),
+    },
   );
+  // A second worker for a host id that is alive is refused before it touches the host's networking.
+  await registration.waitUntilAvailable();
   const network = new HostNetwork(db, netRunner, env.IAAS_HOST_ID, env.IAAS_DATA_DIR, networkInfo, log.child({ component: "network" }), env.IAAS_HOST_OFFLINE_SECONDS, qemuUser);
   // Reconcile the host's networking with Postgres before the host shows up as online (bridges,
   // taps, dnsmasq, rules: a reboot or a crash may have lost them).
@@ -91,7 +104,7 @@ async function main(): Promise<void> {
     db,
     runtime: new VmRuntime({ dataDir: env.IAAS_DATA_DIR, qemuBinary: env.IAAS_QEMU_BINARY, accelerator, runner: netRunner, qemuUser }),
     qemuImg: new QemuImg({ binary: env.IAAS_QEMU_IMG_BINARY }),
-    consoles: new ConsoleTailer(redis, env.IAAS_QUEUE_PREFIX),
+    consoles: new ConsoleTailer(redis, env.IAAS_QUEUE_PREFIX, { maxBytes: env.IAAS_CONSOLE_LOG_MAX_BYTES, log: log.child({ component: "console" }) }),
     hostId: env.IAAS_HOST_ID,
     imageStore: env.IAAS_IMAGE_STORE,
     importConfig: {
@@ -107,8 +120,16 @@ async function main(): Promise<void> {
 
   const monitor = new VmMonitor(services, log.child({ component: "monitor" }));
   await monitor.pass(true);
+  // What this host keeps of VMs deleted with --force while it was lost, or moved to another host.
+  const orphans = new OrphanCleaner(services, log.child({ component: "orphans" }));
+  const cleanOrphans = () => orphans.pass().catch((err: unknown) => log.warn({ err }, "orphan cleanup failed; trying again later"));
+  await cleanOrphans();
+  const orphanTimer = setInterval(() => void cleanOrphans(), 60_000);
+  // Every ready image's file is in the shared store with its recorded size: at start, then periodically.
+  const storeCheck = new StoreCheck(db, env.IAAS_IMAGE_STORE, env.IAAS_HOST_ID, log.child({ component: "store-check" }));
+  await storeCheck.pass().catch((err: unknown) => log.warn({ err }, "image store check failed at start; trying again at the next interval"));
+  storeCheck.start(env.IAAS_STORE_CHECK_INTERVAL_SECONDS * 1000);
 
-  const instanceId = randomUUID();
   const leaseMs = env.IAAS_JOB_LEASE_SECONDS * 1000;
   const gate: DatabaseGate = new DatabaseGate(db, log.child({ component: "db-gate" }), {
     pause: async (): Promise<void> => worker.pause(true),
@@ -164,16 +185,24 @@ async function main(): Promise<void> {
       .finally(() => (syncing = false));
   }, env.IAAS_NETWORK_SYNC_MS);
 
-  const shutdown = async (signal: string) => {
+  let stopping = false;
+  async function shutdown(signal: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
     log.info({ signal, running: runner.runningJobIds() }, "stopping: no new jobs; running jobs get a grace period; VMs keep running");
     clearInterval(monitorTimer);
     clearInterval(networkTimer);
+    clearInterval(orphanTimer);
+    storeCheck.stop();
     cancels.stop();
+    // A fenced worker's host belongs to another process now: hand everything back at once.
+    const graceMs = signal === "fenced" ? 0 : env.IAAS_SHUTDOWN_GRACE_SECONDS * 1000;
     const closing = worker.close();
-    const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), env.IAAS_SHUTDOWN_GRACE_SECONDS * 1000).unref());
+    const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
     if ((await Promise.race([closing.then(() => "done" as const), grace])) === "timeout") {
       // Hand the jobs back: their leases end now, so the relay and BullMQ redeliver them to the
-      // next worker of this host, whose handlers pick up where the domain rows say.
+      // next worker of this host, whose handlers pick up where the domain rows say. The handlers
+      // still running here end with the process: nothing they do after this is recorded as theirs.
       const handed = runner.runningJobIds();
       log.warn({ jobs: handed }, "running jobs did not finish within the grace period; handing them back");
       gate.stopping = true;
@@ -181,15 +210,18 @@ async function main(): Promise<void> {
       await db.job
         .updateMany({ where: { id: { in: handed }, state: "running", workerInstance: instanceId }, data: { leaseExpiresAt: new Date(0) } })
         .catch((err: unknown) => log.error({ err }, "could not end the leases of the jobs handed back; they are redelivered when the lease runs out"));
-      await worker.close(true);
+      // BullMQ's forced close still waits for the running handlers; give it a moment, no more.
+      await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 1000).unref())]);
     }
     runner.stopLeases();
-    registration.stop();
+    if (signal === "fenced") registration.stop();
+    else await registration.release().catch((err: unknown) => log.warn({ err }, "could not release the host; the next worker waits for its heartbeat to go stale"));
     redis.disconnect();
-    await db.$disconnect();
+    await db.$disconnect().catch(() => undefined);
     log.info("stopped");
-    process.exit(0);
-  };
+    process.exit(signal === "fenced" ? 1 : 0);
+  }
+  onFenced = () => void shutdown("fenced");
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
   process.once("SIGINT", () => void shutdown("SIGINT"));
 }

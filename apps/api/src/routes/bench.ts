@@ -5,7 +5,7 @@ import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { validate, sendAccepted } from "../http/validate.js";
 import type { JobSubmitter } from "../services/JobSubmitter.js";
-import { isHostOnline } from "../services/dto.js";
+import { hostAges } from "../services/hostLiveness.js";
 
 const BenchNoopRequest = z.object({ n: z.number().int().nonnegative(), host: z.string().optional() });
 
@@ -17,7 +17,8 @@ export function benchRoutes(deps: { db: PrismaClient; submitter: JobSubmitter; o
   const router = guardedRouter("/v1/bench");
   router.post("/noop", async (req, res) => {
     const body = validate(BenchNoopRequest, req.body, "bench request");
-    const hosts = (await deps.db.host.findMany({ orderBy: { id: "asc" } })).filter((h) => isHostOnline(h, deps.offlineAfterSeconds));
+    const ages = await hostAges(deps.db);
+    const hosts = (await deps.db.host.findMany({ orderBy: { id: "asc" } })).filter((h) => (ages.get(h.id) ?? Infinity) <= deps.offlineAfterSeconds);
     const host = body.host ? hosts.find((h) => h.id === body.host) : hosts[body.n % Math.max(hosts.length, 1)];
     if (!host) throw new IaasError("NO_HOST_AVAILABLE", "no online host for the benchmark job", { hint: "start a worker" });
     const submitted = await deps.submitter.submit({ hash: "" }, async () => ({

@@ -1,15 +1,26 @@
 import type { Router } from "express";
+import { HostEvacuateRequest } from "@iaas/contracts";
 import { guardedRouter } from "../auth/permissions.js";
 import type { PrismaClient } from "@iaas/db";
+import { idempotencyKeyOf, validate } from "../http/validate.js";
 import { toHostDto } from "../services/dto.js";
+import type { HostEvacuationService } from "../services/HostEvacuationService.js";
 import { allocationsByHost, NO_ALLOCATION } from "../services/hostCapacity.js";
+import { hostStates, type HostThresholds } from "../services/hostLiveness.js";
+import { requestHash } from "../services/JobSubmitter.js";
 
-export function hostRoutes(deps: { db: PrismaClient; offlineAfterSeconds: number }): Router {
+export function hostRoutes(deps: { db: PrismaClient; hosts: HostThresholds; evacuations: HostEvacuationService }): Router {
   const router = guardedRouter("/v1/hosts");
   router.get("/", async (_req, res) => {
-    const [hosts, allocations] = await Promise.all([deps.db.host.findMany({ orderBy: { id: "asc" } }), allocationsByHost(deps.db)]);
-    const now = new Date();
-    res.json({ items: hosts.map((h) => toHostDto(h, allocations.get(h.id) ?? NO_ALLOCATION, deps.offlineAfterSeconds, now)) });
+    const [hosts, allocations, states] = await Promise.all([deps.db.host.findMany({ orderBy: { id: "asc" } }), allocationsByHost(deps.db), hostStates(deps.db, deps.hosts)]);
+    res.json({ items: hosts.map((h) => toHostDto(h, allocations.get(h.id) ?? NO_ALLOCATION, states.get(h.id) ?? "lost")) });
+  });
+
+  // Drains the host, then moves its VMs (one job each) or says why one stays; `dryRun` plans only.
+  router.post("/:id/evacuate", async (req, res) => {
+    const body = validate(HostEvacuateRequest, req.body ?? {}, "evacuate request");
+    const meta = { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
+    res.json(await deps.evacuations.evacuate(req.params.id, body.dryRun, meta));
   });
   return router;
 }

@@ -2,6 +2,7 @@ import { type Request, type Response, type Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import type { Redis } from "ioredis";
+import { z } from "zod";
 import {
   BackupScheduleRequest,
   ExportRequest,
@@ -17,13 +18,14 @@ import {
   VmSetRequest,
   VmStopRequest,
   VmBackupRequest,
+  VmMigrateRequest,
 } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import type { BackupScheduler } from "../services/BackupScheduler.js";
 import type { BackupService } from "../services/BackupService.js";
 import { backupDtos } from "./backups.js";
-import { toBackupScheduleDto, toImageDto, toExportDto, toPortForwardDto, toSnapshotDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
+import { toBackupScheduleDto, toImageDto, toExportDto, toJobDto, toPortForwardDto, toSnapshotDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
 import type { SnapshotService } from "../services/SnapshotService.js";
 import type { VmChangeService } from "../services/VmChangeService.js";
 import type { VmCloneService } from "../services/VmCloneService.js";
@@ -34,6 +36,12 @@ import type { VmAction, VmService } from "../services/VmService.js";
 import type { VmNetworkService } from "../services/VmNetworkService.js";
 import { streamConsole } from "./console.js";
 import { watchClient } from "../http/clientWatch.js";
+import { hostStates, type HostThresholds } from "../services/hostLiveness.js";
+import type { VmForceDelete } from "../services/VmForceDelete.js";
+import type { VmMigrationService } from "../services/VmMigrationService.js";
+
+/** `DELETE /v1/vms/:ref?force=true`. */
+const VmDeleteQuery = z.object({ force: z.enum(["true", "false", "1", "0"]).optional().transform((v) => v === "true" || v === "1") });
 
 function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
@@ -51,17 +59,21 @@ export function vmRoutes(deps: {
   schedules: BackupScheduler;
   redis: Redis;
   queuePrefix: string;
+  hosts: HostThresholds;
+  forceDelete: VmForceDelete;
+  migrations: VmMigrationService;
 }): Router {
   const { db, vms, vmNetworks } = deps;
   const router = guardedRouter("/v1/vms");
+  // A VM on a lost host is shown `unknown` (its recorded state stays in `reportedState`).
   const vmDto = async (id: string | null) => {
     const vm = await db.vm.findUnique({ where: { id: id ?? "" }, include: VM_DTO_INCLUDE });
-    return vm ? toVmDto(vm) : null;
+    return vm ? toVmDto(vm, (await hostStates(db, deps.hosts)).get(vm.hostId) ?? "lost") : null;
   };
 
   router.get("/", async (_req, res) => {
-    const items = await db.vm.findMany({ where: inProject(), include: VM_DTO_INCLUDE, orderBy: { name: "asc" } });
-    res.json({ items: items.map(toVmDto) });
+    const [items, states] = await Promise.all([db.vm.findMany({ where: inProject(), include: VM_DTO_INCLUDE, orderBy: { name: "asc" } }), hostStates(db, deps.hosts)]);
+    res.json({ items: items.map((vm) => toVmDto(vm, states.get(vm.hostId) ?? "lost")) });
   });
 
   router.post("/", async (req, res) => {
@@ -87,7 +99,22 @@ export function vmRoutes(deps: {
   router.post("/:ref/start", action("start"));
   router.post("/:ref/stop", action("stop"));
   router.post("/:ref/reboot", action("reboot"));
-  router.delete("/:ref", action("delete"));
+  router.delete("/:ref", async (req, res) => {
+    const force = validate(VmDeleteQuery, req.query, "delete query").force;
+    if (!force) return action("delete")(req, res);
+    // Only for a VM whose host is lost: its records go now, in a job that is already finished.
+    const done = await deps.forceDelete.delete(req.params.ref, { ...meta(req), hash: requestHash(req.method, `${req.path}?force=true`, req.body) });
+    res.status(200).location(`/v1/jobs/${done.job.id}`);
+    (res.locals as { jobType?: string }).jobType = done.job.type;
+    if (done.replayed) res.setHeader("Idempotent-Replayed", "true");
+    res.json({ job: toJobDto(done.job), vm: null });
+  });
+
+  router.post("/:ref/migrate", async (req, res) => {
+    const body = validate(VmMigrateRequest, req.body ?? {}, "migrate request");
+    const submitted = await deps.migrations.migrate(req.params.ref, body, meta(req));
+    sendAccepted(res, submitted, { vm: await vmDto(submitted.job.vmId) });
+  });
 
   router.post("/:ref/export", async (req, res) => {
     const body = validate(ExportRequest, req.body, "export request");

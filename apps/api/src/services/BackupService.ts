@@ -12,10 +12,12 @@ import { enforceQuota } from "./ProjectService.js";
 import { isUniqueViolation, type Backup, type Image, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
 import { inProject } from "../auth/scope.js";
 import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
+import { requireUsableImage } from "./imageUsable.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { pickWorkHost } from "./pickWorkHost.js";
 import { findVm } from "./resolve.js";
 import { lockVm, parseMemory, requireHostOnline, type RequestMeta, type VmService } from "./VmService.js";
+import type { HostThresholds } from "./hostLiveness.js";
 
 type Tx = Prisma.TransactionClient;
 
@@ -80,6 +82,13 @@ async function lockBackup(tx: Tx, backup: Backup, jobId: string, verb: string): 
   return tx.backup.findUniqueOrThrow({ where: { id: backup.id } });
 }
 
+/** Takes a backup's lock for a job that reads its whole chain, checked ready (a VM recreated from it). */
+export async function lockBackupFor(tx: Tx, backup: Backup, jobId: string, verb: string): Promise<Backup> {
+  const locked = await lockBackup(tx, backup, jobId, verb);
+  await readyChain(tx, locked);
+  return locked;
+}
+
 /** The ready chain a backup needs, itself first, then its parents (checked, so a restore never reads half a chain). */
 async function readyChain(tx: Tx, backup: Backup): Promise<Backup[]> {
   const chain = [backup];
@@ -106,7 +115,7 @@ export class BackupService {
     private readonly db: PrismaClient,
     private readonly submitter: JobSubmitter,
     private readonly vms: VmService,
-    private readonly offlineAfterSeconds: number,
+    private readonly hosts: HostThresholds,
   ) {}
 
   async backup(ref: string, req: VmBackupRequest & { scheduleId?: string }, meta: RequestMeta): Promise<Submitted<{ vm: Vm; backup: Backup | null; image: Image | null }>> {
@@ -116,7 +125,7 @@ export class BackupService {
       if (vm.state !== "running" && vm.state !== "stopped") {
         throw new IaasError("INVALID_STATE", `cannot back up VM '${vm.name}': it is ${vm.state}`, { hint: `wait for it: \`iaas vm show ${vm.name}\`` });
       }
-      await requireHostOnline(tx, vm, "back up", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "back up", this.hosts);
       const spec = { type: "vm.backup" as const, hostId: vm.hostId, vmId: vm.id, targetName: vm.name };
       await enforceQuota(tx, vm.projectId, req.asImage !== undefined ? { images: 1 } : { backups: 1 });
       if (req.asImage !== undefined) {
@@ -166,7 +175,7 @@ export class BackupService {
   async verify(ref: string, meta: RequestMeta): Promise<Submitted<Backup>> {
     return this.submitter.submit(meta, async (tx, jobId) => {
       const backup = await lockBackup(tx, await findBackup(tx, ref), jobId, "verify");
-      const hostId = await pickWorkHost(tx, this.offlineAfterSeconds);
+      const hostId = await pickWorkHost(tx, this.hosts.offlineAfterSeconds);
       return { spec: { type: "backup.verify", payload: { backupId: backup.id }, hostId, vmId: backup.vmId, targetName: backup.vmName }, extra: backup };
     });
   }
@@ -186,7 +195,7 @@ export class BackupService {
           hint: found.lockJobId ? `wait for it: \`iaas job wait ${found.lockJobId}\`` : `wait for job ${found.jobId}`,
         });
       }
-      const hostId = await pickWorkHost(tx, this.offlineAfterSeconds);
+      const hostId = await pickWorkHost(tx, this.hosts.offlineAfterSeconds);
       return { spec: { type: "backup.delete", payload: { backupId: found.id }, hostId, vmId: found.vmId, targetName: found.vmName }, extra: found };
     });
   }
@@ -208,9 +217,11 @@ export class BackupService {
         });
       }
       const config = BackupConfig.parse(backup.config);
-      const host = await requireHostOnline(tx, vm, "restore", this.offlineAfterSeconds);
+      // The restored disk is rebased on the VM's image.
+      await requireUsableImage(tx, vm.imageId, `restore backup ${backup.id} into VM '${vm.name}'`);
+      const host = await requireHostOnline(tx, vm, "restore", this.hosts);
       const more = { cpus: Math.max(0, config.cpus - vm.cpus), memoryBytes: Math.max(0, config.memoryBytes - Number(vm.memoryBytes)), diskBytes: Math.max(0, Number(backup.diskBytes) - Number(vm.diskBytes)) };
-      await requireHostRoom(tx, host, { name: vm.name, ...more }, this.offlineAfterSeconds, `VM '${vm.name}' as backup ${backup.id} has it`);
+      await requireHostRoom(tx, host, { name: vm.name, ...more }, this.hosts.offlineAfterSeconds, `VM '${vm.name}' as backup ${backup.id} has it`);
       return {
         spec: { type: "vm.backup.restore", payload: { vmId: vm.id, backupId: backup.id, start: req.start }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name },
         extra: { vm, backup },

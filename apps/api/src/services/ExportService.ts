@@ -5,6 +5,7 @@ import path from "node:path";
 import { IaasError, looksLikeUuid, type ExportRequest } from "@iaas/contracts";
 import type { Export, PrismaClient } from "@iaas/db";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
+import { assertImageUsable } from "./imageUsable.js";
 import { pickWorkHost } from "./pickWorkHost.js";
 import { findImage, findVm } from "./resolve.js";
 import { lockVm, type RequestMeta } from "./VmService.js";
@@ -32,9 +33,7 @@ export class ExportService {
     assertCompressible(req);
     return this.submitter.submit(meta, async (tx, jobId) => {
       const image = await findImage(tx, ref);
-      if (image.state !== "ready") {
-        throw new IaasError("IMAGE_NOT_READY", `image '${image.name}' is ${image.state}, not ready`, { hint: "export a ready image (`iaas image list`)" });
-      }
+      assertImageUsable(image, `export image '${image.name}'`);
       const exportId = randomUUID();
       const created = await tx.export.create({
         data: { id: exportId, jobId, projectId: currentProjectId(), sourceType: "image", sourceId: image.id, sourceName: image.name, format: req.format, compressed: req.compress },

@@ -3,6 +3,7 @@ import { isUniqueViolation, type Prisma, type PrismaClient, type Snapshot, type 
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { findVm } from "./resolve.js";
 import { lockVm, requireHostOnline, type RequestMeta } from "./VmService.js";
+import type { HostThresholds } from "./hostLiveness.js";
 
 export async function findSnapshot(tx: Prisma.TransactionClient, vm: Vm, name: string): Promise<Snapshot> {
   const snap = await tx.snapshot.findUnique({ where: { vmId_name: { vmId: vm.id, name } } });
@@ -15,7 +16,7 @@ export class SnapshotService {
   constructor(
     private readonly db: PrismaClient,
     private readonly submitter: JobSubmitter,
-    private readonly offlineAfterSeconds: number,
+    private readonly hosts: HostThresholds,
   ) {}
 
   async create(ref: string, req: SnapshotCreateRequest, meta: RequestMeta): Promise<Submitted<{ vm: Vm; snapshot: Snapshot }>> {
@@ -27,7 +28,7 @@ export class SnapshotService {
       if (req.memory && vm.state !== "running") {
         throw new IaasError("VALIDATION_FAILED", `VM '${vm.name}' is stopped: it has no memory to save`, { hint: "leave --memory out for a disk snapshot, or start the VM first" });
       }
-      await requireHostOnline(tx, vm, "snapshot", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "snapshot", this.hosts);
       let snapshot: Snapshot;
       try {
         snapshot = await tx.snapshot.create({
@@ -69,7 +70,7 @@ export class SnapshotService {
           });
         }
       }
-      await requireHostOnline(tx, vm, "restore", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "restore", this.hosts);
       return {
         spec: { type: "vm.snapshot.restore", payload: { vmId: vm.id, snapshotId: snap.id, restart: req.restart }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name },
         extra: vm,
@@ -81,7 +82,7 @@ export class SnapshotService {
     return this.submitter.submit(meta, async (tx, jobId) => {
       const vm = await lockVm(tx, await findVm(tx, ref), jobId);
       const snap = await findSnapshot(tx, vm, name);
-      await requireHostOnline(tx, vm, "delete a snapshot of", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "delete a snapshot of", this.hosts);
       await tx.snapshot.update({ where: { id: snap.id }, data: { state: "deleting" } });
       return {
         spec: { type: "vm.snapshot.delete", payload: { vmId: vm.id, snapshotId: snap.id }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name },

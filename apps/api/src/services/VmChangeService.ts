@@ -5,13 +5,14 @@ import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { findVm } from "./resolve.js";
 import { lockVm, parseMemory, requireHostOnline, type RequestMeta } from "./VmService.js";
+import type { HostThresholds } from "./hostLiveness.js";
 
 /** Day-2 changes of a VM's size: grow its disk (a job on its host), set CPUs and memory (a row change). */
 export class VmChangeService {
   constructor(
     private readonly db: PrismaClient,
     private readonly submitter: JobSubmitter,
-    private readonly offlineAfterSeconds: number,
+    private readonly hosts: HostThresholds,
   ) {}
 
   /** Checks that the VM's host has room for the extra CPUs, memory or disk, as placement would. */
@@ -19,7 +20,7 @@ export class VmChangeService {
     // Lock order everywhere: placement, then VM rows, then the project row (callers took placement first).
     await enforceQuota(tx, vm.projectId, { vcpus: extra.cpus, memoryBytes: extra.memoryBytes, diskBytes: extra.diskBytes });
     const host = await tx.host.findUniqueOrThrow({ where: { id: vm.hostId } });
-    await requireHostRoom(tx, host, { name: vm.name, ...extra }, this.offlineAfterSeconds, `the change to VM '${vm.name}'`);
+    await requireHostRoom(tx, host, { name: vm.name, ...extra }, this.hosts.offlineAfterSeconds, `the change to VM '${vm.name}'`);
   }
 
   async resize(ref: string, req: VmResizeRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
@@ -41,7 +42,7 @@ export class VmChangeService {
           hint: `give a size above ${formatSize(current)}; to get a smaller disk, create a new VM`,
         });
       }
-      await requireHostOnline(tx, vm, "resize", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "resize", this.hosts);
       await this.requireRoom(tx, vm, { cpus: 0, memoryBytes: 0, diskBytes: diskBytes - current });
       return { spec: { type: "vm.resize", payload: { vmId: vm.id, diskBytes }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name }, extra: vm };
     });

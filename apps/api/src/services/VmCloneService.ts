@@ -1,13 +1,15 @@
 import { IaasError, type VmCloneRequest } from "@iaas/contracts";
 import { enforceQuota } from "./ProjectService.js";
 import { isUniqueViolation, type Host, type Network, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
-import { hostNetworkOf, isHostOnline } from "./dto.js";
+import { hostNetworkOf } from "./dto.js";
 import { lockPlacement, requireHostRoom } from "./hostCapacity.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { allocateNic, networkReasons, resolveNicRequests } from "./nicAllocation.js";
+import { requireUsableImage } from "./imageUsable.js";
 import { findVm } from "./resolve.js";
 import { findSnapshot } from "./SnapshotService.js";
 import { lockVm, quotaDemand, requireHostOnline, type RequestMeta } from "./VmService.js";
+import { hostAge, type HostThresholds } from "./hostLiveness.js";
 
 /**
  * `vm clone`: a new VM (on the source's host, or another one through the shared store) whose disk is a new overlay on the same image holding
@@ -18,7 +20,7 @@ export class VmCloneService {
   constructor(
     private readonly db: PrismaClient,
     private readonly submitter: JobSubmitter,
-    private readonly offlineAfterSeconds: number,
+    private readonly hosts: HostThresholds,
   ) {}
 
   async clone(ref: string, req: VmCloneRequest, meta: RequestMeta): Promise<Submitted<Vm>> {
@@ -37,12 +39,14 @@ export class VmCloneService {
         const snap = await findSnapshot(tx, src, req.snapshot);
         if (snap.state !== "ready") throw new IaasError("INVALID_STATE", `snapshot '${snap.name}' is ${snap.state}`, { hint: "wait for its job to finish" });
       }
-      await requireHostOnline(tx, src, "clone", this.offlineAfterSeconds);
+      await requireHostOnline(tx, src, "clone", this.hosts);
+      // The clone's disk is an overlay on the source's image.
+      await requireUsableImage(tx, src.imageId, `clone VM '${src.name}'`);
       const nics = await tx.nic.findMany({ where: { vmId: src.id }, include: { network: true }, orderBy: { index: "asc" } });
       const host = req.host === undefined || req.host === src.hostId ? await tx.host.findUniqueOrThrow({ where: { id: src.hostId } }) : await this.otherHost(tx, req.host, nics.map((n) => n.network));
       const demand = { name: req.name, cpus: src.cpus, memoryBytes: Number(src.memoryBytes), diskBytes: Number(src.diskBytes) };
       await enforceQuota(tx, src.projectId, quotaDemand(demand));
-      await requireHostRoom(tx, host, demand, this.offlineAfterSeconds, `clone '${req.name}'`);
+      await requireHostRoom(tx, host, demand, this.hosts.offlineAfterSeconds, `clone '${req.name}'`);
       let vm: Vm;
       try {
         vm = await tx.vm.create({
@@ -88,7 +92,7 @@ export class VmCloneService {
     const demands = await resolveNicRequests(tx, networks.map((n) => ({ network: n.id })));
     const host = await tx.host.findFirst({ where: { OR: [{ id: ref }, { name: ref }] } });
     if (!host) throw new IaasError("NOT_FOUND", `host '${ref}' not found`, { hint: "`iaas host list` shows the hosts" });
-    if (!isHostOnline(host, this.offlineAfterSeconds)) {
+    if (((await hostAge(tx, host.id)) ?? Infinity) > this.hosts.offlineAfterSeconds) {
       throw new IaasError("HOST_OFFLINE", `host '${ref}' is offline`, { hint: "`iaas host list` shows the hosts that are online" });
     }
     if (host.drained) throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' is drained: it takes no new VMs`, { hint: "choose another host, or undrain it" });

@@ -5,13 +5,14 @@ import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { allocateNic, networkReasons, resolveNicRequests } from "./nicAllocation.js";
 import { findNetwork, findVm } from "./resolve.js";
 import { lockVm, requireHostOnline, type RequestMeta } from "./VmService.js";
+import type { HostThresholds } from "./hostLiveness.js";
 
 /** NICs, port forwards and port probes of existing VMs; each change is a job on the VM's host. */
 export class VmNetworkService {
   constructor(
     private readonly db: PrismaClient,
     private readonly submitter: JobSubmitter,
-    private readonly offlineAfterSeconds: number,
+    private readonly hosts: HostThresholds,
   ) {}
 
   /** Adds a NIC to a stopped VM; its address and MAC are allocated here, in the submitting transaction. */
@@ -19,7 +20,7 @@ export class VmNetworkService {
     return this.submitter.submit(meta, async (tx, jobId) => {
       const vm = await lockVm(tx, await findVm(tx, ref), jobId);
       requireStopped(vm, "add a NIC to");
-      const host = await requireHostOnline(tx, vm, "add a NIC to", this.offlineAfterSeconds);
+      const host = await requireHostOnline(tx, vm, "add a NIC to", this.hosts);
       const [demand] = await resolveNicRequests(tx, [req]);
       if (!demand) throw new IaasError("VALIDATION_FAILED", "no network given", { hint: "pass --network NET" });
       const reasons = networkReasons(host.id, hostNetworkOf(host), [demand]);
@@ -39,7 +40,7 @@ export class VmNetworkService {
     return this.submitter.submit(meta, async (tx, jobId) => {
       const vm = await lockVm(tx, await findVm(tx, ref), jobId);
       requireStopped(vm, "remove a NIC from");
-      await requireHostOnline(tx, vm, "remove a NIC from", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "remove a NIC from", this.hosts);
       const nic = await findNic(tx, vm, nicRef);
       const network = await tx.network.findUniqueOrThrow({ where: { id: nic.networkId } });
       await tx.nic.delete({ where: { id: nic.id } });
@@ -57,7 +58,7 @@ export class VmNetworkService {
       if (vm.state === "creating" || vm.state === "deleting") {
         throw new IaasError("INVALID_STATE", `cannot add a port forward to VM '${vm.name}': it is ${vm.state}`, { hint: `wait for it: \`iaas vm show ${vm.name}\`` });
       }
-      const host = await requireHostOnline(tx, vm, "add a port forward to", this.offlineAfterSeconds);
+      const host = await requireHostOnline(tx, vm, "add a port forward to", this.hosts);
       const nic = await findNic(tx, vm, String(req.nic));
       const network = await tx.network.findUniqueOrThrow({ where: { id: nic.networkId } });
       const info = hostNetworkOf(host);
@@ -101,7 +102,7 @@ export class VmNetworkService {
   async removePort(ref: string, hostPort: number, protocol: PortProtocol, meta: RequestMeta): Promise<Submitted<Vm>> {
     return this.submitter.submit(meta, async (tx, jobId) => {
       const vm = await lockVm(tx, await findVm(tx, ref), jobId);
-      await requireHostOnline(tx, vm, "remove a port forward of", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "remove a port forward of", this.hosts);
       const forward = await tx.portForward.findFirst({ where: { vmId: vm.id, hostPort, protocol }, include: { nic: { select: { index: true } } } });
       if (!forward) {
         throw new IaasError("NOT_FOUND", `VM '${vm.name}' has no forward of port ${hostPort}/${protocol}`, { hint: `see its forwards with \`iaas vm port list ${vm.name}\`` });
@@ -121,7 +122,7 @@ export class VmNetworkService {
       if (vm.state !== "running" && vm.state !== "starting") {
         throw new IaasError("INVALID_STATE", `VM '${vm.name}' is ${vm.state}: nothing can answer on its ports`, { hint: `start it: \`iaas vm start ${vm.name}\`` });
       }
-      await requireHostOnline(tx, vm, "probe", this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, "probe", this.hosts);
       await findNic(tx, vm, String(req.nic));
       return {
         spec: { type: "vm.probe", payload: { vmId: vm.id, port: req.port, nic: req.nic, timeoutSeconds: req.timeoutSeconds }, hostId: vm.hostId, vmId: vm.id, targetName: vm.name },

@@ -17,8 +17,9 @@ import { hostNetworkOf } from "./dto.js";
 import { allocateNic, networkReasons, resolveNicRequests, type NetworkDemand } from "./nicAllocation.js";
 import type { JobSubmitter, Submitted } from "./JobSubmitter.js";
 import { loadHostCapacities, lockPlacement } from "./hostCapacity.js";
-import { isHostOnline } from "./dto.js";
+import { requireVmHostOnline, type HostThresholds } from "./hostLiveness.js";
 import { placeVm, type VmDemand } from "./placement.js";
+import { assertImageUsable } from "./imageUsable.js";
 import { findImage, findVm } from "./resolve.js";
 
 export type VmAction = "start" | "stop" | "reboot" | "delete";
@@ -65,16 +66,12 @@ export class VmService {
   constructor(
     private readonly db: PrismaClient,
     private readonly submitter: JobSubmitter,
-    private readonly offlineAfterSeconds: number,
+    private readonly hosts: HostThresholds,
   ) {}
 
   private async demandFor(tx: Prisma.TransactionClient | PrismaClient, req: VmCreateRequest): Promise<{ image: Image; demand: VmDemand }> {
     const image = await findImage(tx, req.image);
-    if (image.state !== "ready" || image.virtualSize === null || image.path === null) {
-      throw new IaasError("IMAGE_NOT_READY", `image '${image.name}' is ${image.state}, not ready`, {
-        hint: image.state === "importing" ? `wait for its import: \`iaas job list --state running\`` : "import it again with `iaas image import`",
-      });
-    }
+    assertImageUsable(image, `create VM '${req.name}'`);
     if (image.lockJobId !== null) {
       throw new IaasError("IMAGE_NOT_READY", `image '${image.name}' is busy: job ${image.lockJobId} holds it`, {
         hint: `wait for it with \`iaas job wait ${image.lockJobId}\``,
@@ -110,7 +107,7 @@ export class VmService {
   async dryRun(req: VmCreateRequest): Promise<VmCreateDryRun> {
     const { image, demand } = await this.demandFor(this.db, req);
     await this.networkDemand(this.db, req, demand);
-    const hosts = await loadHostCapacities(this.db, this.offlineAfterSeconds);
+    const hosts = await loadHostCapacities(this.db, this.hosts.offlineAfterSeconds);
     const placement = placeVm(hosts, demand, req.host);
     const quota = await quotaVerdict(this.db, currentProjectId(), quotaDemand(demand));
     return { dryRun: true, name: req.name, imageId: image.id, cpus: demand.cpus, memoryBytes: demand.memoryBytes, diskBytes: demand.diskBytes, placement, quota };
@@ -128,7 +125,7 @@ export class VmService {
       const fromBackupId = fromBackup ? await fromBackup.lock(tx, jobId) : undefined;
       const guest = cloudInitOf(req);
       const nics = await this.networkDemand(tx, req, demand);
-      const placement = placeVm(await loadHostCapacities(tx, this.offlineAfterSeconds), demand, req.host);
+      const placement = placeVm(await loadHostCapacities(tx, this.hosts.offlineAfterSeconds), demand, req.host);
       let vm: Vm;
       try {
         vm = await tx.vm.create({
@@ -170,7 +167,7 @@ export class VmService {
           hint: stateHint(action, vm.state, vm.name),
         });
       }
-      await requireHostOnline(tx, vm, rule.verb, this.offlineAfterSeconds);
+      await requireHostOnline(tx, vm, rule.verb, this.hosts);
       const payload =
         action === "stop"
           ? { vmId: vm.id, force: stop?.force ?? false, timeoutSeconds: stop?.timeoutSeconds ?? 60 }
@@ -180,15 +177,13 @@ export class VmService {
   }
 }
 
-/** Refuses to act on a VM whose host is offline (its worker would never take the job). */
-export async function requireHostOnline(tx: Prisma.TransactionClient, vm: Vm, verb: string, offlineAfterSeconds: number) {
-  const host = await tx.host.findUnique({ where: { id: vm.hostId } });
-  if (!host || !isHostOnline(host, offlineAfterSeconds)) {
-    throw new IaasError("HOST_OFFLINE", `cannot ${verb} VM '${vm.name}': its host '${vm.hostId}' is offline`, {
-      hint: `start the worker of host '${vm.hostId}' (IAAS_HOST_ID=${vm.hostId}), then retry; \`iaas host list\` shows host state`,
-    });
-  }
-  return host;
+/**
+ * Refuses to act on a VM whose host is offline (its worker would never take the job): HOST_OFFLINE,
+ * or HOST_LOST past IAAS_HOST_LOST_SECONDS (database clock). Answers the host.
+ */
+export async function requireHostOnline(tx: Prisma.TransactionClient, vm: Vm, verb: string, hosts: HostThresholds) {
+  await requireVmHostOnline(tx, vm, verb, hosts);
+  return tx.host.findUniqueOrThrow({ where: { id: vm.hostId } });
 }
 
 /** The cloud-init settings of a create request, checked: host name, SSH keys, user-data. */

@@ -13,7 +13,7 @@ import type {
   Snapshot as SnapshotDto,
   Vm as VmDto,
 } from "@iaas/contracts";
-import { Accelerator, BackupConfig, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, SnapshotKind, SnapshotState, toPortProtocol } from "@iaas/contracts";
+import { Accelerator, BackupConfig, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, SnapshotKind, SnapshotState, toPortProtocol, type HostState } from "@iaas/contracts";
 import type { Backup, BackupSchedule, Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Snapshot, Vm } from "@iaas/db";
 
 interface ErrorColumns {
@@ -79,11 +79,17 @@ export function hostNetworkOf(host: Pick<Host, "network">): HostNetworkInfo | nu
   return parsed.success ? parsed.data : null;
 }
 
-export function toVmDto(vm: VmWithRelations): VmDto {
+/**
+ * `hostState`: the state of the VM's host (`hostStates` in hostLiveness.ts); a VM on a lost host
+ * is shown `unknown`, with its recorded state as `reportedState`.
+ */
+export function toVmDto(vm: VmWithRelations, hostState?: HostState): VmDto {
   return {
     id: vm.id,
     name: vm.name,
-    state: vm.state,
+    state: hostState === "lost" ? "unknown" : vm.state,
+    reportedState: vm.state,
+    ...(hostState !== undefined ? { hostState } : {}),
     hostId: vm.hostId,
     imageId: vm.imageId,
     imageName: vm.image?.name ?? null,
@@ -135,6 +141,8 @@ export function toImageDto(image: Image & { vms?: Pick<Vm, "id" | "name">[] }, u
     virtualSize: image.virtualSize === null ? null : Number(image.virtualSize),
     storedSize: image.storedSize === null ? null : Number(image.storedSize),
     sha256: image.sha256,
+    storedSha256: image.storedSha256,
+    checkedAt: image.checkedAt === null ? null : image.checkedAt.toISOString(),
     description: image.description,
     labels: Object.fromEntries(Object.entries(asRecord(image.labels) ?? {}).map(([k, v]) => [k, String(v)])),
     origin: originType ? { type: originType, location: image.originLocation } : null,
@@ -201,12 +209,13 @@ export interface HostAllocation {
   vms: number;
 }
 
-export function toHostDto(host: Host, allocated: HostAllocation, offlineAfterSeconds: number, now = new Date()): HostDto {
+/** `state`: from the heartbeat's age on the database clock (hostLiveness.ts). */
+export function toHostDto(host: Host, allocated: HostAllocation, state: HostState): HostDto {
   const labels = asRecord(host.labels) ?? {};
   return {
     id: host.id,
     name: host.name,
-    state: isHostOnline(host, offlineAfterSeconds, now) ? "online" : "offline",
+    state,
     drained: host.drained,
     accelerator: accel(host.accelerator) ?? "tcg",
     qemuVersion: host.qemuVersion,
@@ -217,10 +226,6 @@ export function toHostDto(host: Host, allocated: HostAllocation, offlineAfterSec
     lastHeartbeatAt: host.lastHeartbeatAt.toISOString(),
     startedAt: host.startedAt.toISOString(),
   };
-}
-
-export function isHostOnline(host: Pick<Host, "lastHeartbeatAt">, offlineAfterSeconds: number, now = new Date()): boolean {
-  return now.getTime() - host.lastHeartbeatAt.getTime() <= offlineAfterSeconds * 1000;
 }
 
 export function toExportDto(e: Export): ExportDto {

@@ -1,6 +1,7 @@
 import { IaasError } from "@iaas/contracts";
 import type { Db, Host, Prisma } from "@iaas/db";
-import { isHostOnline, type HostAllocation } from "./dto.js";
+import type { HostAllocation } from "./dto.js";
+import { hostAge, hostAges } from "./hostLiveness.js";
 import { judgeHost, type HostCapacity, type VmDemand } from "./placement.js";
 
 /** What is allocated on each host: every VM placed there counts, running or not. */
@@ -25,21 +26,21 @@ export async function allocationsByHost(db: Db): Promise<Map<string, HostAllocat
 
 export const NO_ALLOCATION: HostAllocation = { cpus: 0, memoryBytes: 0, diskBytes: 0, vms: 0 };
 
-export function toHostCapacity(host: Host, allocated: HostAllocation, offlineAfterSeconds: number, now = new Date()): HostCapacity {
+/** `ageSeconds`: since the host's last heartbeat, on the database clock (hostAges). */
+export function toHostCapacity(host: Host, allocated: HostAllocation, ageSeconds: number, offlineAfterSeconds: number): HostCapacity {
   return {
     id: host.id,
-    online: isHostOnline(host, offlineAfterSeconds, now),
+    online: ageSeconds <= offlineAfterSeconds,
     drained: host.drained,
-    heartbeatAgeSeconds: Math.max(0, Math.round((now.getTime() - host.lastHeartbeatAt.getTime()) / 1000)),
+    heartbeatAgeSeconds: Math.round(ageSeconds),
     capacity: { cpus: host.cpus, memoryBytes: Number(host.memoryBytes), diskBytes: Number(host.diskBytes) },
     allocated,
   };
 }
 
 export async function loadHostCapacities(db: Db, offlineAfterSeconds: number): Promise<HostCapacity[]> {
-  const [hosts, allocations] = await Promise.all([db.host.findMany({ orderBy: { id: "asc" } }), allocationsByHost(db)]);
-  const now = new Date();
-  return hosts.map((h) => toHostCapacity(h, allocations.get(h.id) ?? NO_ALLOCATION, offlineAfterSeconds, now));
+  const [hosts, allocations, ages] = await Promise.all([db.host.findMany({ orderBy: { id: "asc" } }), allocationsByHost(db), hostAges(db)]);
+  return hosts.map((h) => toHostCapacity(h, allocations.get(h.id) ?? NO_ALLOCATION, ages.get(h.id) ?? Infinity, offlineAfterSeconds));
 }
 
 /** Placement, and every change that takes more of a host, serialize on this advisory lock. */
@@ -53,7 +54,7 @@ export async function lockPlacement(tx: Prisma.TransactionClient): Promise<void>
  */
 export async function requireHostRoom(tx: Prisma.TransactionClient, host: Host, demand: VmDemand, offlineAfterSeconds: number, what: string): Promise<void> {
   const allocated = (await allocationsByHost(tx)).get(host.id) ?? NO_ALLOCATION;
-  const verdict = judgeHost(toHostCapacity(host, allocated, offlineAfterSeconds), demand);
+  const verdict = judgeHost(toHostCapacity(host, allocated, (await hostAge(tx, host.id)) ?? Infinity, offlineAfterSeconds), demand);
   if (!verdict.fits) {
     throw new IaasError("NO_HOST_AVAILABLE", `host '${host.id}' has no room for ${what}: ${verdict.reasons.join(", ")}`, {
       hint: `ask for less, or free resources on that host (\`iaas host show ${host.id}\`)`,

@@ -1,13 +1,14 @@
 import { IaasError } from "@iaas/contracts";
 import type { Prisma } from "@iaas/db";
-import { isHostOnline } from "./dto.js";
+import { hostAges } from "./hostLiveness.js";
 
 /**
  * Image work (import, export, delete) can run on any live host, since the store is shared: take
  * the one with the least unfinished work, or the one asked for.
  */
 export async function pickWorkHost(tx: Prisma.TransactionClient, offlineAfterSeconds: number, pinned?: string): Promise<string> {
-  const hosts = (await tx.host.findMany({ where: { drained: false }, orderBy: { id: "asc" } })).filter((h) => isHostOnline(h, offlineAfterSeconds));
+  const ages = await hostAges(tx);
+  const hosts = (await tx.host.findMany({ where: { drained: false }, orderBy: { id: "asc" } })).filter((h) => (ages.get(h.id) ?? Infinity) <= offlineAfterSeconds);
   if (pinned !== undefined) {
     if (!hosts.some((h) => h.id === pinned)) {
       const known = await tx.host.findUnique({ where: { id: pinned } });

@@ -7,6 +7,7 @@ import {
   ExitCode,
   Export,
   Host,
+  HostEvacuation,
   Image,
   Job,
   Network,
@@ -36,6 +37,7 @@ import {
   type VmCreateRequest,
   type VmProbeRequest,
   type VmBackupRequest,
+  type VmMigrateRequest,
   type VmStopRequest,
 } from "@iaas/contracts";
 import { CliError } from "../CliError.js";
@@ -203,8 +205,14 @@ export class ApiClient {
     return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/reboot` });
   }
 
-  deleteVm(ref: string): Promise<JobAccepted> {
-    return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/vms/${enc(ref)}` });
+  /** `force`: only for a VM whose host is lost: its records go at once (a job that is already finished). */
+  deleteVm(ref: string, opts: { force?: boolean } = {}): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/vms/${enc(ref)}${opts.force === true ? "?force=true" : ""}` });
+  }
+
+  /** Moves a stopped VM to another host (a `vm.migrate` job; from its backup when its host is lost). */
+  migrateVm(ref: string, req: VmMigrateRequest): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/migrate`, json: req });
   }
 
   /** The serial console as a byte stream; with `follow` it stays open for new output. */
@@ -401,6 +409,11 @@ export class ApiClient {
     return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/images/${enc(ref)}` });
   }
 
+  /** An `image.verify` job: the stored file's existence, size, sha256 and `qemu-img check`. */
+  verifyImage(ref: string): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/images/${enc(ref)}/verify` });
+  }
+
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {
     return (await this.http.json(JobList, { method: "GET", path: "/v1/jobs", query: { ...filter } })).items;
   }
@@ -448,6 +461,11 @@ export class ApiClient {
   /** Drains a host (it takes no new VMs) or undrains it; `id` is the host's id. */
   drainHost(id: string, drained: boolean): Promise<HostDrained> {
     return this.http.json(HostDrained, { method: "POST", path: `/v1/hosts/${enc(id)}/${drained ? "drain" : "undrain"}` });
+  }
+
+  /** Drains a host and moves its VMs away (admin); `dryRun` answers the plan only. */
+  evacuateHost(id: string, dryRun: boolean): Promise<HostEvacuation> {
+    return this.http.json(HostEvacuation, { method: "POST", path: `/v1/hosts/${enc(id)}/evacuate`, json: { dryRun } });
   }
 
   /** Makes an image public (every project may use it) or private to its project (admin). */

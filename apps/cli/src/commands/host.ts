@@ -3,15 +3,20 @@ import { ExitCode, type Host } from "@iaas/contracts";
 import { CliError } from "../CliError.js";
 import { hostDetails, hostTable } from "../output/hostView.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
+import { EVACUATE_HELP, evacuateHost } from "./hostEvacuate.js";
 
 const HOST_HELP = `
 A drained host takes no new VMs or jobs; the VMs on it keep running. Drain a host before
-maintenance, move or stop its VMs, and undrain it afterwards (admin).
+maintenance, move or stop its VMs, and undrain it afterwards (admin). A host is offline after
+IAAS_HOST_OFFLINE_SECONDS without a heartbeat, and lost after IAAS_HOST_LOST_SECONDS: its VMs then
+show as unknown; evacuate it, or delete them with \`iaas vm delete NAME --force\`.
 
 Examples:
   iaas host list
   iaas host drain hv2
   iaas host undrain hv2
+  iaas host evacuate hv2 --dry-run
+  iaas host evacuate hv2 --wait
 `;
 
 /** `iaas host list`, `iaas host show`, `iaas host drain`, `iaas host undrain`. */
@@ -49,6 +54,19 @@ export function registerHostCommands(program: Command, ctxOf: ContextFactory): v
     });
 
   host
+    .command("evacuate")
+    .description("drain a host and move its VMs to other hosts: stopped VMs of an online host migrate, the VMs of a lost host are recreated from their newest backups (admin)")
+    .argument("<name>", "host name or id")
+    .option("--dry-run", "show what would happen; drain nothing, move nothing")
+    .option("--wait", "follow every job until it finishes (bounded by --timeout)")
+    .addHelpText("after", EVACUATE_HELP)
+    .action(async (name: string, opts: { dryRun?: boolean; wait?: boolean }, command: Command) => {
+      const ctx = ctxOf(command);
+      const hosts = await ctx.client.listHosts();
+      await evacuateHost(ctx, findIn(hosts, name), opts, hosts);
+    });
+
+  host
     .command("undrain")
     .description("undrain a host: it takes new VMs again (admin)")
     .argument("<name>", "host name or id")
@@ -59,7 +77,10 @@ export function registerHostCommands(program: Command, ctxOf: ContextFactory): v
 
 /** A host by name or id (exit 3 when there is none). */
 async function findHost(ctx: CommandContext, name: string): Promise<Host> {
-  const hosts = await ctx.client.listHosts();
+  return findIn(await ctx.client.listHosts(), name);
+}
+
+function findIn(hosts: readonly Host[], name: string): Host {
   const found = hosts.find((h) => h.name === name) ?? hosts.find((h) => h.id === name);
   if (found === undefined) {
     throw new CliError(`host '${name}' not found`, { exitCode: ExitCode.NOT_FOUND_OR_CONFLICT, hint: "list hosts with `iaas host list`" });

@@ -44,7 +44,8 @@ export async function waitForJob(ctx: CommandContext, job: Job): Promise<void> {
   await reportFinalJob(ctx, final);
 }
 
-function nextJobOf(job: Job): string | null {
+/** The job a finished job names as continuing its work on another host (`result.nextJobId`), or null. */
+export function nextJobOf(job: Job): string | null {
   const next = job.state === "succeeded" ? job.result?.["nextJobId"] : undefined;
   return typeof next === "string" ? next : null;
 }
@@ -122,7 +123,8 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
     case "vm.nic.add":
     case "vm.nic.remove":
     case "vm.port.add":
-    case "vm.port.remove": {
+    case "vm.port.remove":
+    case "vm.migrate": {
       const ref = job.vmId ?? job.targetName;
       if (ref === null) break;
       const [vm, hosts] = await Promise.all([ctx.client.getVm(ref), ctx.client.listHosts().catch(() => [])]);
@@ -153,6 +155,14 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
       for (const line of lines) ctx.out.line(line);
       return;
     }
+    case "image.verify": {
+      const result = JobResults["image.verify"].safeParse(job.result);
+      if (result.success) ctx.out.line(`image ${job.targetName ?? result.data.imageId}: stored file whole (sha256 ${result.data.sha256}); the image is ${result.data.state}`);
+      const ref = job.imageId ?? job.targetName;
+      if (ref === null) break;
+      ctx.out.line(imageDetails(await ctx.client.getImage(ref)));
+      return;
+    }
     case "image.import": {
       const result = JobResults["image.import"].safeParse(job.result);
       const reused = result.success ? result.data.deduplicatedTo : undefined;
@@ -171,7 +181,11 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
       return;
     }
     case "vm.delete":
-      ctx.out.line(`vm ${job.targetName ?? job.vmId ?? ""} deleted`);
+      ctx.out.line(
+        job.payload["force"] === true
+          ? `vm ${job.targetName ?? job.vmId ?? ""} removed from the records; its files on lost host ${job.hostId ?? "?"} are removed when that host's worker comes back`
+          : `vm ${job.targetName ?? job.vmId ?? ""} deleted`,
+      );
       return;
     case "image.delete":
       ctx.out.line(`image ${job.targetName ?? job.imageId ?? ""} deleted`);

@@ -14,6 +14,7 @@ import { registerVmBackupCommands } from "./vmBackup.js";
 import { registerVmNetworkCommands } from "./vmNetwork.js";
 import { registerVmSnapshotCommands } from "./vmSnapshot.js";
 import { registerVmChangeCommands } from "./vmChange.js";
+import { registerVmMigrateCommand } from "./vmMigrate.js";
 import { registerVmSshCommand } from "./vmSsh.js";
 import { registerVmWaitCommand } from "./vmWait.js";
 
@@ -187,10 +188,11 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
     .alias("rm")
     .description("delete a VM and its disk (stops it first if it runs)")
     .argument("<name>", "VM name or id")
+    .option("--force", "only for a VM whose host is lost: remove its records now (its files go when the host's worker comes back)")
     .option("--wait", WAIT_HELP)
-    .action(async (name: string, opts: WaitOption, command: Command) => {
+    .action(async (name: string, opts: WaitOption & { force?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      await reportAcceptedJob(ctx, await ctx.client.deleteVm(name), opts.wait === true);
+      await reportAcceptedJob(ctx, await ctx.client.deleteVm(name, { force: opts.force === true }), opts.wait === true);
     });
 
   addExportOptions(
@@ -215,6 +217,7 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
   registerVmSnapshotCommands(vm, ctxOf);
   registerVmBackupCommands(vm, ctxOf);
   registerVmChangeCommands(vm, ctxOf);
+  registerVmMigrateCommand(vm, ctxOf);
   registerVmWaitCommand(vm, ctxOf);
   registerVmSshCommand(vm, ctxOf);
 }

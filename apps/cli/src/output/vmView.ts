@@ -26,13 +26,18 @@ function vmIp(vm: Vm): string {
   return vm.userModeNetworking ? "user" : "-";
 }
 
+/** The STATE column: "unknown (was running)" for a VM whose host is lost. */
+export function vmStateLabel(vm: Vm): string {
+  return vm.state === "unknown" && vm.reportedState !== undefined ? `unknown (was ${vm.reportedState})` : vm.state;
+}
+
 /** `iaas vm list`: NAME STATE HOST IP CPUS MEMORY DISK IMAGE. */
 export function vmTable(vms: readonly Vm[], names: HostNames): string {
   return formatTable(
     ["NAME", "STATE", "HOST", "IP", "CPUS", "MEMORY", "DISK", "IMAGE"],
     vms.map((vm) => [
       vm.name,
-      vm.state,
+      vmStateLabel(vm),
       vmHostName(vm, names) ?? shortId(vm.hostId),
       vmIp(vm),
       String(vm.cpus),
@@ -49,8 +54,8 @@ export function vmDetails(vm: Vm, names: HostNames, now: Date): string {
   const fields: [string, string | number | null][] = [
     ["name", vm.name],
     ["id", vm.id],
-    ["state", vm.state],
-    ["host", host === undefined ? vm.hostId : `${host} (${vm.hostId})`],
+    ["state", vmStateLabel(vm)],
+    ["host", `${host === undefined ? vm.hostId : `${host} (${vm.hostId})`}${vm.hostState !== undefined && vm.hostState !== "online" ? ` — ${vm.hostState}` : ""}`],
     ["hostname", vm.hostname],
     ["image", vm.imageName === null ? vm.imageId : `${vm.imageName} (${vm.imageId})`],
     ["cpus", vm.cpus],
@@ -65,6 +70,9 @@ export function vmDetails(vm: Vm, names: HostNames, now: Date): string {
   if (vm.lastError !== null) {
     fields.push(["last error", `${vm.lastError.message} (${vm.lastError.code})`]);
     if (vm.lastError.hint !== null) fields.push(["hint", vm.lastError.hint]);
+  }
+  if (vm.hostState === "lost") {
+    fields.push(["hint", `its host is lost: \`iaas vm delete ${vm.name} --force\` removes its records, \`iaas vm migrate ${vm.name}\` recreates it elsewhere from its newest backup`]);
   }
   if (vm.userModeNetworking) fields.push(["networking", "user-mode (the host has no bridge support): isolated, reachable through port forwards only"]);
   fields.push(["nics", vm.nics.length === 0 ? "none" : String(vm.nics.length)]);

@@ -112,6 +112,8 @@ export function makeImage(overrides: Partial<Image> = {}): Image {
     virtualSize: 2 * 1024 ** 3,
     storedSize: 300 * 1024 ** 2,
     sha256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    storedSha256: "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+    checkedAt: T0,
     description: null,
     labels: {},
     origin: { type: "upload", location: null },

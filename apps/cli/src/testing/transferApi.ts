@@ -42,6 +42,8 @@ export class FakeUpload {
       virtualSize: null,
       storedSize: null,
       sha256: null,
+      storedSha256: null,
+      checkedAt: null,
       uploadUrl: whole ? null : UPLOAD_PATH,
       upload: whole ? null : { offset: this.received.length, length },
     });

@@ -216,7 +216,7 @@ async function asImage(ctx: HandlerContext<"vm.backup">, vm: Vm, imageId: string
   await rename(part, target);
   await ctx.db.image.update({
     where: { id: imageId },
-    data: { state: "ready", path: relative, sourceFormat: "qcow2", virtualSize: BigInt(info.virtualSize), storedSize: BigInt(sizeBytes), sha256 },
+    data: { state: "ready", path: relative, sourceFormat: "qcow2", virtualSize: BigInt(info.virtualSize), storedSize: BigInt(sizeBytes), sha256, storedSha256: sha256, checkedAt: new Date() },
   });
   return { vmId: vm.id, backupId: null, imageId, kind: "full" as const, live: copied.bytes > 0 && vm.state === "running", sizeBytes, bytesCopied: copied.bytes, sha256, pruned: [] };
 }
@@ -341,7 +341,12 @@ export const vmBackupRestore: JobHandler<"vm.backup.restore"> = {
 };
 
 /** The disk of a new VM made from a backup: a new overlay on its image with the backup's content. */
-export async function diskFromBackup(ctx: HandlerContext<"vm.create">, vm: Vm, backupId: string, imagePath: string): Promise<void> {
+export async function diskFromBackup(
+  ctx: WorkerServices & Pick<HandlerContext<"vm.create">, "progress" | "signal">,
+  vm: Vm,
+  backupId: string,
+  imagePath: string,
+): Promise<void> {
   const backup = await ctx.db.backup.findUniqueOrThrow({ where: { id: backupId } });
   const source = await readablePath(ctx, backup);
   const disk = ctx.runtime.files(vm.id).disk;

@@ -1,7 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
-import path from "node:path";
 import { IaasError } from "@iaas/contracts";
 import type { JobHandler } from "../jobs/HandlerContext.js";
+import { usableImageFile } from "./imageForVm.js";
 import { diskFromBackup } from "./vmBackup.js";
 import { startVm } from "./vmPower.js";
 import { loadVm, setVmState, settleVm } from "./vmState.js";
@@ -17,15 +17,13 @@ export const vmCreate: JobHandler<"vm.create"> = {
     const files = ctx.runtime.files(vm.id);
     if (vm.state === "creating") {
       const image = await ctx.db.image.findUniqueOrThrow({ where: { id: vm.imageId } });
-      if (image.state !== "ready" || !image.path) {
-        throw new IaasError("IMAGE_NOT_READY", `image '${image.name}' is ${image.state}`, { hint: "import the image again" });
-      }
+      const imageFile = await usableImageFile(ctx, image);
       await ctx.progress({ phase: "create-disk", percent: 10, message: `qcow2 overlay on image '${image.name}'` });
       await mkdir(files.dir, { recursive: true });
       // A redelivered create may find a half-made overlay: nothing has used it yet, so make it anew.
       await rm(files.disk, { force: true });
-      if (ctx.payload.fromBackupId) await diskFromBackup(ctx, vm, ctx.payload.fromBackupId, path.join(ctx.imageStore, image.path));
-      else await ctx.qemuImg.createOverlay(files.disk, path.join(ctx.imageStore, image.path), "qcow2", Number(vm.diskBytes));
+      if (ctx.payload.fromBackupId) await diskFromBackup(ctx, vm, ctx.payload.fromBackupId, imageFile);
+      else await ctx.qemuImg.createOverlay(files.disk, imageFile, "qcow2", Number(vm.diskBytes));
       await setVmState(ctx, "stopped", { from: ["creating"] });
       await ctx.note(`disk ${files.disk} created`);
     }

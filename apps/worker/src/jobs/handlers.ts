@@ -2,6 +2,7 @@ import type { HandlerRegistry } from "./HandlerContext.js";
 import { benchNoop, imageDelete } from "../handlers/image.js";
 import { imageExport, vmExport } from "../handlers/exportDisk.js";
 import { imageImport } from "../handlers/imageImport.js";
+import { imageVerify } from "../handlers/imageVerify.js";
 import { vmCreate } from "../handlers/vmCreate.js";
 import { vmDelete } from "../handlers/vmDelete.js";
 import { vmReboot, vmStart, vmStop } from "../handlers/vmPower.js";
@@ -9,9 +10,10 @@ import { vmNicAdd, vmNicRemove, vmPortAdd, vmPortRemove, vmProbe } from "../hand
 import { vmSnapshotCreate, vmSnapshotDelete, vmSnapshotRestore } from "../handlers/vmSnapshot.js";
 import { vmResize } from "../handlers/vmResize.js";
 import { vmClone } from "../handlers/vmClone.js";
+import { vmMigrate } from "../handlers/vmMigrate.js";
 import { backupDelete, backupVerify, vmBackup, vmBackupRestore } from "../handlers/vmBackup.js";
 
-/** Every job type a worker runs. `vm.reconcile` is only recorded, never queued. */
+/** Every job type a worker runs. `vm.reconcile` and `image.reconcile` are only recorded, never queued. */
 export const handlers: HandlerRegistry = {
   "vm.create": vmCreate,
   "vm.start": vmStart,
@@ -25,6 +27,7 @@ export const handlers: HandlerRegistry = {
   "vm.probe": vmProbe,
   "vm.resize": vmResize,
   "vm.clone": vmClone,
+  "vm.migrate": vmMigrate,
   "vm.snapshot.create": vmSnapshotCreate,
   "vm.snapshot.restore": vmSnapshotRestore,
   "vm.snapshot.delete": vmSnapshotDelete,
@@ -36,5 +39,6 @@ export const handlers: HandlerRegistry = {
   "image.export": imageExport,
   "vm.export": vmExport,
   "image.delete": imageDelete,
+  "image.verify": imageVerify,
   "bench.noop": benchNoop,
 };

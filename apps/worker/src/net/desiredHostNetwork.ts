@@ -44,10 +44,13 @@ export async function desiredHostNetwork(db: PrismaClient, hostId: string, offli
   const [networks, allNics, hosts] = await Promise.all([
     db.network.findMany({ where: { id: { in: networkIds } }, orderBy: { id: "asc" } }),
     db.nic.findMany({ where: { networkId: { in: networkIds } }, include: { vm: { select: { name: true, hostId: true } } }, orderBy: { ip: "asc" } }),
-    db.host.findMany({ where: { id: { not: hostId }, address: { not: null } }, select: { id: true, address: true, lastHeartbeatAt: true } }),
+    // Live peers, judged on the database clock (heartbeats are stamped with it).
+    db.$queryRaw<{ id: string; address: string }[]>`
+      SELECT "id", "address" FROM "Host"
+      WHERE "id" <> ${hostId} AND "address" IS NOT NULL
+        AND EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - "lastHeartbeatAt") <= ${offlineAfterSeconds}`,
   ]);
-  const liveAfter = Date.now() - offlineAfterSeconds * 1000;
-  const addressOf = new Map(hosts.filter((h) => h.lastHeartbeatAt.getTime() >= liveAfter).map((h) => [h.id, h.address as string]));
+  const addressOf = new Map(hosts.map((h) => [h.id, h.address]));
   return {
     networks: networks.map((n) => {
       const members = allNics.filter((x) => x.networkId === n.id);
