@@ -50,8 +50,13 @@ describe("VM transitions", () => {
     expect(canTransitionVm("starting", "deleting")).toBe(false);
   });
 
+  it("lets a redelivered job re-enter the transitional state its first delivery set", () => {
+    for (const s of TRANSITIONAL_VM_STATES) expect(canTransitionVm(s, s)).toBe(true);
+    expect(canTransitionVm("stopping", "starting")).toBe(false);
+  });
+
   it("answers which states may move into a state", () => {
-    expect(vmStatesInto("starting").sort()).toEqual(["error", "stopped"]);
-    expect(vmStatesInto("creating")).toEqual([]);
+    expect(vmStatesInto("starting").sort()).toEqual(["error", "starting", "stopped"]);
+    expect(vmStatesInto("creating")).toEqual(["creating"]);
   });
 });

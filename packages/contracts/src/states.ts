@@ -34,20 +34,22 @@ export const TRANSITIONAL_VM_STATES: readonly VmState[] = ["creating", "starting
  * Every VM state change there may be, `from → to`. Writers (the API, the worker's handlers, the
  * monitor, the sweeper) change a VM's state only through `transitionVm` in `@iaas/db`, which
  * refuses anything not listed here. A state may move to itself where a writer records new facts
- * (a new pid, an error) without a change of state.
+ * (a new pid, an error) without a change of state, and a transitional state may move to itself
+ * when a redelivered job (its worker died or handed it back) enters the state its first delivery
+ * had already set; the lock that `transitionVm` checks makes sure it is the same job.
  */
 export const VM_TRANSITIONS: Readonly<Record<VmState, readonly VmState[]>> = {
   // The disk is made (stopped); a create that failed for good (error).
-  creating: ["stopped", "error"],
+  creating: ["creating", "stopped", "error"],
   // Start; re-adopting a QEMU found running; delete; the disk found missing.
   stopped: ["stopped", "starting", "running", "deleting", "error"],
-  starting: ["running", "stopped", "error"],
+  starting: ["starting", "running", "stopped", "error"],
   // Stop; QEMU exited on its own; re-adopted with another pid; delete; a failure.
   running: ["running", "stopping", "stopped", "deleting", "error"],
   // A stop that failed leaves QEMU running.
-  stopping: ["stopped", "running", "error"],
+  stopping: ["stopping", "stopped", "running", "error"],
   // A delete that failed leaves what is really there.
-  deleting: ["stopped", "running", "error"],
+  deleting: ["deleting", "stopped", "running", "error"],
   error: ["error", "stopped", "starting", "running", "deleting"],
 };
 
