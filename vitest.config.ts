@@ -5,7 +5,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts", "tests/**/*.test.ts"],
-    exclude: ["**/node_modules/**", "**/dist/**"],
+    // The fault suite runs on its own (`npm run test:faults`, vitest.faults.config.ts).
+    exclude: ["**/node_modules/**", "**/dist/**", "tests/faults/**"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,

@@ -1,12 +1,12 @@
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { createPrismaClient, type PrismaClient } from "@iaas/db";
 import { createTestDatabase, testRedisUrl, type TestDatabase } from "@iaas/db/testing";
+import { freePort } from "../../apps/api/src/testing/privateRedis.js";
 
 const execFileP = promisify(execFile);
 export const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -35,17 +35,6 @@ export interface CliResult {
   stderr: string;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -63,7 +63,7 @@ describe("processes that stop or die mid-job", () => {
     expect(await exit).toBe(0);
     // Handed back, not failed: still running, its lease ended; the VMs' QEMUs did not stop with the worker.
     const handed = await stack.db.job.findUniqueOrThrow({ where: { id: stopId } });
-    expect(handed.state).toBe("running");
+    expect(handed.state, stack.logTail(60)).toBe("running");
     expect(handed.leaseExpiresAt?.getTime()).toBe(0);
     expect(await isProcessAlive(r2Pid ?? 0)).toBe(true);
 
