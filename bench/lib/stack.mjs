@@ -1,7 +1,7 @@
 // The system under test: a throw-away database, API and one worker as child processes, unique
 // BullMQ prefixes, temp dirs — and a cleanup that undoes all of it, once, in reverse order.
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { createPrismaClient } from "@iaas/db";
@@ -79,6 +79,8 @@ export function createStack({ root, redisUrl, hostId, clients, workerEnv = () =>
 
     const tmp = await mkdtemp("/tmp/bj-");
     cleanups.push([`remove ${tmp}`, () => rm(tmp, { recursive: true, force: true })]);
+    // A root worker runs QEMU as an unprivileged user, which must reach the data directory below.
+    await chmod(tmp, 0o755);
     stack.tmp = tmp;
     stack.imageStore = path.join(tmp, "img");
     checkpoint();

@@ -52,7 +52,8 @@ async function main(): Promise<void> {
     accelerator,
     dirs: { IAAS_DATA_DIR: env.IAAS_DATA_DIR, IAAS_IMAGE_STORE: env.IAAS_IMAGE_STORE },
   });
-  const db = createPrismaClient(env.DATABASE_URL);
+  // One connection per concurrent job, plus the heartbeat, lease renewals, monitor and network sync.
+  const db = createPrismaClient(env.DATABASE_URL, { poolSize: env.IAAS_CONCURRENCY + 4 });
   const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: null });
   const capacity = await measureHost({
     dataDir: env.IAAS_DATA_DIR,

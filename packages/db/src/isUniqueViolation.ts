@@ -6,11 +6,23 @@ import { Prisma } from "./generated/prisma/client.js";
  * violated constraint.
  */
 export function isUniqueViolation(err: unknown, field?: string): boolean {
+  if (isPgUniqueViolation(err)) return field === undefined || pgViolatedColumns(err.detail).includes(field);
   if (!(err instanceof Prisma.PrismaClientKnownRequestError)) return false;
   const adapterCause = driverAdapterCause(err.meta);
   const unique = err.code === "P2002" || (err.code === "P2010" && adapterCause?.["kind"] === "UniqueConstraintViolation");
   if (!unique) return false;
   return field === undefined || violatedNames(err.meta, adapterCause).includes(field);
+}
+
+/** A node-postgres error (statements run on the pool directly): SQLSTATE 23505. */
+function isPgUniqueViolation(err: unknown): err is { code: string; detail?: string } {
+  return err instanceof Error && (err as { code?: unknown }).code === "23505" && !(err instanceof Prisma.PrismaClientKnownRequestError);
+}
+
+/** The columns named in Postgres' detail line: `Key ("idempotencyKey")=(k) already exists.` */
+function pgViolatedColumns(detail: string | undefined): string[] {
+  const columns = /^Key \((.*?)\)=/.exec(detail ?? "")?.[1] ?? "";
+  return columns.split(",").map(unquoteIdentifier).filter((c) => c !== "");
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {

@@ -2,6 +2,8 @@ import type { JobError, JobEventType, JobPayload, JobProgress, JobState, JobType
 import { JobCatalog } from "@iaas/contracts";
 import { Prisma, type Job, type PrismaClient } from "./generated/prisma/client.js";
 import type { Db } from "./tx.js";
+import { jobStatements } from "./createPrismaClient.js";
+import { BACKUP_READERS } from "./hotPath/JobStatements.js";
 
 
 export interface NewJobEvent {
@@ -35,17 +37,9 @@ export async function appendJobEvent(db: Db, jobId: string, event: NewJobEvent):
   return seq;
 }
 
-/** Records structured progress on the job row and as an event. */
+/** Records structured progress on the job row and as an event, in one statement (see JobStatements). */
 export async function recordJobProgress(db: PrismaClient, jobId: string, progress: JobProgress): Promise<void> {
-  await db.$transaction(async (tx) => {
-    await tx.job.update({ where: { id: jobId }, data: { progress } });
-    const text = progress.message ? `${progress.phase}: ${progress.message}` : progress.phase;
-    await appendJobEvent(tx, jobId, {
-      type: "progress",
-      message: `${text} (${progress.percent.toFixed(0)}%)`,
-      progress,
-    });
-  });
+  await jobStatements(db).progress(jobId, progress);
 }
 
 export type JobOutcome =
@@ -56,15 +50,13 @@ export type JobOutcome =
 const NON_TERMINAL: JobState[] = ["queued", "running"];
 
 /**
- * Moves a job to a terminal state and releases what it held (VM and image locks), in one
- * transaction. Returns false when the job was already final (a terminal state is never changed).
+ * Moves a job to a terminal state and releases what it held (VM, image and backup locks), in one
+ * statement (see JobStatements). Returns false when the job was already final (a terminal state
+ * is never changed).
  */
 export async function finishJob(db: PrismaClient, jobId: string, outcome: JobOutcome): Promise<boolean> {
-  return db.$transaction(async (tx) => finishJobIn(tx, jobId, outcome));
+  return jobStatements(db).finish(jobId, outcome, NON_TERMINAL);
 }
-
-/** Job types that may hold a backup's lock (indexed column), released when they finish. */
-const BACKUP_READERS: ReadonlySet<string> = new Set(["vm.create", "vm.backup.restore", "backup.verify", "backup.delete"]);
 
 /** `finishJob` inside a caller's transaction, so domain rows can change atomically with the job. */
 export async function finishJobIn(
@@ -97,7 +89,7 @@ export async function finishJobIn(
   // The job's own VM, and any other VM it holds (a clone holds its source too); indexed column.
   await tx.vm.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   if (held.imageId) await tx.image.updateMany({ where: { id: held.imageId, lockJobId: jobId }, data: { lockJobId: null } });
-  if (BACKUP_READERS.has(held.type)) await tx.backup.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
+  if (BACKUP_READERS.includes(held.type)) await tx.backup.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   const message =
     outcome.state === "succeeded"
       ? (outcome.message ?? "job succeeded")
@@ -116,28 +108,11 @@ export interface JobRunLease {
 /**
  * `queued → running`, or the redelivery of a `running` job whose previous run died: counts the
  * attempt, stamps `startedAt` (first run only) and the lease with the database clock, and records
- * the event. Returns null when the job must not run (final, cancelled, or gone), else the job and
+ * the event, in one statement (see JobStatements). Returns null when the job must not run (final, cancelled, or gone), else the job and
  * whether it was already running (a resumed run).
  */
 export async function startJobRun(db: PrismaClient, jobId: string, lease: JobRunLease): Promise<{ job: Job; resumed: boolean } | null> {
-  return db.$transaction(async (tx) => {
-    const rows = await tx.$queryRaw<{ from: JobState; attempts: number }[]>`
-      UPDATE "Job" AS j SET "state" = 'running', "startedAt" = COALESCE(j."startedAt", now()), "attempts" = j."attempts" + 1,
-        "workerInstance" = ${lease.instanceId}, "leaseExpiresAt" = now() + make_interval(secs => ${lease.leaseMs / 1000})
-      FROM (SELECT "id", "state" FROM "Job" WHERE "id" = ${jobId}::uuid FOR UPDATE) AS old
-      WHERE j."id" = old."id" AND old."state" IN ('queued', 'running')
-      RETURNING old."state"::text AS "from", j."attempts"`;
-    const row = rows[0];
-    if (!row) return null;
-    const resumed = row.from === "running";
-    const message = resumed
-      ? `resumed on host ${lease.hostId} (attempt ${row.attempts}) after its previous run was interrupted`
-      : row.attempts > 1
-        ? `attempt ${row.attempts} started on host ${lease.hostId}`
-        : `started on host ${lease.hostId}`;
-    await appendJobEvent(tx, jobId, { type: "state", state: "running", message });
-    return { job: await tx.job.findUniqueOrThrow({ where: { id: jobId } }), resumed };
-  });
+  return jobStatements(db).start(jobId, lease);
 }
 
 /** Extends the leases of the jobs a worker process runs (database clock); returns how many it renewed. */

@@ -21,10 +21,7 @@ export function benchRoutes(deps: { db: PrismaClient; submitter: JobSubmitter; o
     const hosts = (await deps.db.host.findMany({ orderBy: { id: "asc" } })).filter((h) => (ages.get(h.id) ?? Infinity) <= deps.offlineAfterSeconds);
     const host = body.host ? hosts.find((h) => h.id === body.host) : hosts[body.n % Math.max(hosts.length, 1)];
     if (!host) throw new IaasError("NO_HOST_AVAILABLE", "no online host for the benchmark job", { hint: "start a worker" });
-    const submitted = await deps.submitter.submit({ hash: "" }, async () => ({
-      spec: { type: "bench.noop", payload: { n: body.n }, hostId: host.id, targetName: `bench-${body.n}` },
-      extra: null,
-    }));
+    const submitted = await deps.submitter.submitDirect({ hash: "" }, { type: "bench.noop", payload: { n: body.n }, hostId: host.id, targetName: `bench-${body.n}` });
     sendAccepted(res, submitted, {});
   });
   return router;

@@ -2,8 +2,25 @@ import { randomUUID, createHash } from "node:crypto";
 import { currentProjectId, currentScope } from "../auth/scope.js";
 import type { Logger } from "pino";
 import { IaasError } from "@iaas/contracts";
-import { createJobRow, isUniqueViolation, type Job, type JobActor, type JobSpec, type Prisma, type PrismaClient } from "@iaas/db";
+import { createJobRow, isUniqueViolation, jobStatements, type Job, type JobActor, type JobSpec, type Prisma, type PrismaClient } from "@iaas/db";
 import type { JobQueues } from "./JobQueues.js";
+
+/** The VM lock a single-statement submission takes, and what to do when it is refused. */
+export interface DirectLock {
+  /** States the VM may be in. */
+  from: readonly string[];
+  /** Its host's last heartbeat may be at most this old (IAAS_HOST_OFFLINE_SECONDS). */
+  onlineWithinSeconds: number;
+  /**
+   * Called when the statement took no lock: reads why (busy, wrong state, host offline or lost)
+   * and throws that error. If it finds nothing in the way (it moved meanwhile), the submission is
+   * tried again.
+   */
+  refused(): Promise<void>;
+}
+
+/** Attempts of a single-statement submission whose lock was refused for a reason that then went away. */
+const DIRECT_TRIES = 3;
 
 export interface Submitted<E> {
   job: Job;
@@ -47,9 +64,7 @@ export class JobSubmitter {
       ({ job, extra } = await this.db.$transaction(async (tx) => {
         const jobId = randomUUID();
         const built = await build(tx, jobId);
-        const scope = currentScope();
-        const actor = scope ? { name: scope.auth.tokenName, tokenId: scope.auth.tokenId, requestId: scope.requestId } : { name: "system", tokenId: null, requestId: null };
-        const created = await createJobRow(tx, jobId, { projectId: currentProjectId(), ...built.spec }, { ...request, actor: request.actor ?? actor });
+        const created = await createJobRow(tx, jobId, { projectId: currentProjectId(), ...built.spec }, { ...request, actor: request.actor ?? this.actor() });
         return { job: created, extra: built.extra };
       }));
     } catch (err) {
@@ -61,6 +76,57 @@ export class JobSubmitter {
     }
     await this.enqueueOrDefer(job);
     return { job, replayed: false, extra };
+  }
+
+  /**
+   * The hot path, for a job with no domain rows to write beyond its VM's lock: the job row, its
+   * first event and the lock are one statement on the pool Prisma uses (no interactive
+   * transaction), grouped with concurrent submissions into one round trip. Same outbox, replay and
+   * idempotency rules as `submit`.
+   */
+  async submitDirect(
+    request: { idempotencyKey?: string | undefined; hash: string; actor?: JobActor; deferIfQueueDown?: boolean },
+    spec: JobSpec,
+    lock?: DirectLock,
+  ): Promise<Submitted<null>> {
+    const replay = await this.findReplay<null>(request);
+    if (replay) return replay;
+    if (!request.deferIfQueueDown) this.queues.assertAvailable();
+    const actor = request.actor ?? this.actor();
+    for (let attempt = 1; ; attempt++) {
+      let job: Job | null;
+      try {
+        job = await jobStatements(this.db).submit({
+          id: randomUUID(),
+          spec: { projectId: currentProjectId(), ...spec },
+          request: { ...request, actor },
+          ...(lock ? { lockVm: { from: lock.from, onlineWithinSeconds: lock.onlineWithinSeconds } } : {}),
+        });
+      } catch (err) {
+        if (request.idempotencyKey && isUniqueViolation(err, "idempotencyKey")) {
+          const raced = await this.findReplay<null>(request);
+          if (raced) return raced;
+        }
+        throw err;
+      }
+      if (job) {
+        await this.enqueueOrDefer(job);
+        return { job, replayed: false, extra: null };
+      }
+      // Only a lock refusal leaves the job unwritten: say why (this throws), or try again.
+      await lock?.refused();
+      if (attempt >= DIRECT_TRIES) {
+        throw new IaasError("VM_BUSY", `${spec.targetName} changed while the ${spec.type} job was being submitted, ${attempt} times in a row`, {
+          hint: "retry the request",
+        });
+      }
+    }
+  }
+
+  /** Who the current request acts as (the token), or `system` outside a request. */
+  private actor(): JobActor {
+    const scope = currentScope();
+    return scope ? { name: scope.auth.tokenName, tokenId: scope.auth.tokenId, requestId: scope.requestId } : { name: "system", tokenId: null, requestId: null };
   }
 
   async enqueueOrDefer(job: Job): Promise<void> {

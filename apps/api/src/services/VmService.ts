@@ -11,7 +11,7 @@ import {
 } from "@iaas/contracts";
 import { enforceQuota, quotaVerdict } from "./ProjectService.js";
 import { currentProjectId } from "../auth/scope.js";
-import { isUniqueViolation, type Image, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
+import { isUniqueViolation, type Db, type Image, type Prisma, type PrismaClient, type Vm } from "@iaas/db";
 import { parseSshKeys, validateHostname, validateUserData } from "@iaas/hypervisor";
 import { hostNetworkOf } from "./dto.js";
 import { allocateNic, networkReasons, resolveNicRequests, type NetworkDemand } from "./nicAllocation.js";
@@ -158,22 +158,38 @@ export class VmService {
     });
   }
 
+  /**
+   * Start, stop, reboot or delete: the job, its first event and the VM's lock are one statement
+   * (the hot path). A refused lock is explained afterwards: VM_BUSY naming the holder,
+   * INVALID_STATE, or HOST_OFFLINE / HOST_LOST.
+   */
   async act(ref: string, action: VmAction, meta: RequestMeta, stop?: VmStopRequest): Promise<Submitted<Vm>> {
     const rule = ACTION_RULES[action];
-    return this.submitter.submit(meta, async (tx, jobId) => {
-      const vm = await lockVm(tx, await findVm(tx, ref), jobId);
-      if (!rule.from.includes(vm.state)) {
-        throw new IaasError("INVALID_STATE", `cannot ${rule.verb} VM '${vm.name}': it is ${vm.state}`, {
-          hint: stateHint(action, vm.state, vm.name),
-        });
-      }
-      await requireHostOnline(tx, vm, rule.verb, this.hosts);
-      const payload =
-        action === "stop"
-          ? { vmId: vm.id, force: stop?.force ?? false, timeoutSeconds: stop?.timeoutSeconds ?? 60 }
-          : { vmId: vm.id };
-      return { spec: { type: rule.job, payload, hostId: vm.hostId, vmId: vm.id, targetName: vm.name } as const, extra: vm };
+    const vm = await findVm(this.db, ref);
+    const payload =
+      action === "stop"
+        ? { vmId: vm.id, force: stop?.force ?? false, timeoutSeconds: stop?.timeoutSeconds ?? 60 }
+        : { vmId: vm.id };
+    const spec = { type: rule.job, payload, hostId: vm.hostId, vmId: vm.id, targetName: vm.name } as const;
+    const submitted = await this.submitter.submitDirect(meta, spec, {
+      from: rule.from,
+      onlineWithinSeconds: this.hosts.offlineAfterSeconds,
+      refused: () => this.whyRefused(vm.id, action),
     });
+    return { ...submitted, extra: submitted.replayed ? null : { ...vm, lockJobId: submitted.job.id, hostId: submitted.job.hostId ?? vm.hostId } };
+  }
+
+  /** Why a VM's lock was refused, as the error the user gets; returns when nothing is in the way any more. */
+  private async whyRefused(vmId: string, action: VmAction): Promise<void> {
+    const rule = ACTION_RULES[action];
+    const vm = await findVm(this.db, vmId);
+    if (vm.lockJobId !== null) await throwBusy(this.db, vm);
+    if (!rule.from.includes(vm.state)) {
+      throw new IaasError("INVALID_STATE", `cannot ${rule.verb} VM '${vm.name}': it is ${vm.state}`, {
+        hint: stateHint(action, vm.state, vm.name),
+      });
+    }
+    await requireVmHostOnline(this.db, vm, rule.verb, this.hosts);
   }
 }
 
@@ -205,7 +221,7 @@ export async function lockVm(tx: Prisma.TransactionClient, vm: Vm, jobId: string
   return tx.vm.findUniqueOrThrow({ where: { id: vm.id } });
 }
 
-async function throwBusy(tx: Prisma.TransactionClient, vm: Vm): Promise<never> {
+async function throwBusy(tx: Db, vm: Vm): Promise<never> {
   const holder = vm.lockJobId ? await tx.job.findUnique({ where: { id: vm.lockJobId } }) : null;
   const jobId = holder?.id ?? vm.lockJobId ?? "unknown";
   throw new IaasError(

@@ -106,18 +106,16 @@ export class JobRunner {
   private async run(delivery: BullJob<QueueJobData>): Promise<void> {
     const { db, hostId } = this.services;
     const jobId = delivery.data.jobId;
-    const row = await db.job.findUnique({ where: { id: jobId } });
-    if (!row) {
-      this.log.warn({ jobId }, "delivery for a job that Postgres does not know; dropped");
-      return;
-    }
-    const log = this.log.child({ jobId, type: row.type, vmId: row.vmId ?? undefined, imageId: row.imageId ?? undefined, hostId });
+    // One statement marks the job running and returns its row; reading it first would cost a round trip.
     const started = await startJobRun(db, jobId, { hostId, instanceId: this.options.instanceId, leaseMs: this.options.leaseMs });
     if (!started) {
-      log.info({ state: row.state }, "job is no longer to be run (final or cancelled); skipped");
+      const row = await db.job.findUnique({ where: { id: jobId }, select: { state: true, type: true } });
+      if (row) this.log.info({ jobId, type: row.type, hostId, state: row.state }, "job is no longer to be run (final or cancelled); skipped");
+      else this.log.warn({ jobId }, "delivery for a job that Postgres does not know; dropped");
       return;
     }
     const { job, resumed } = started;
+    const log = this.log.child({ jobId, type: job.type, vmId: job.vmId ?? undefined, imageId: job.imageId ?? undefined, hostId });
     // Attempts are counted in Postgres: BullMQ's count restarts when the relay re-adds a job.
     const attempt = job.attempts;
     const poisoned = resumed && attempt > job.maxAttempts + CRASH_ALLOWANCE;
