@@ -2,7 +2,8 @@
 // `npm run bench:jobs`: how much the job pipeline (REST → Postgres outbox → BullMQ → worker →
 // Postgres) costs on top of raw BullMQ, measured in one run on the same Redis.
 // Env: DATABASE_URL, REDIS_URL, BENCH_LATENCY_N (200), BENCH_THROUGHPUT_N (2000), BENCH_WARMUP (10),
-// BENCH_CLIENTS (32).
+// BENCH_CLIENTS (32), BENCH_CPU_PROF (a directory: profile the API and the worker and print where
+// their CPU went).
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +11,7 @@ import { pipelineLatency, pipelineThroughput } from "./lib/pipeline.mjs";
 import { createStack } from "./lib/stack.mjs";
 import { rawLatency, rawThroughput } from "./lib/raw.mjs";
 import { ms, rate, summarize, table } from "./lib/stats.mjs";
+import { formatCpuProfile, summarizeCpuProfile } from "./lib/cpuProfile.mjs";
 
 process.env.DATABASE_URL ||= "postgresql://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
@@ -108,5 +110,13 @@ try {
   if (!interrupted) process.stderr.write(`\nbench:jobs FAILED: ${crash && crash !== err ? `${crash.message}\n  (first error seen: ${message})` : message}\n`);
 } finally {
   await stack.cleanup();
+}
+if (process.env.BENCH_CPU_PROF && code === 0) {
+  const lines = ["", `CPU profiles (node --cpu-prof, whole run, in ${process.env.BENCH_CPU_PROF})`];
+  for (const name of ["api", "worker"]) {
+    const file = path.join(process.env.BENCH_CPU_PROF, `${name}.cpuprofile`);
+    lines.push(...(await summarizeCpuProfile(file).then((s) => formatCpuProfile(name, s), (err) => [`${name}: no profile (${err.message})`])));
+  }
+  process.stdout.write(lines.join("\n") + "\n");
 }
 process.exit(code);

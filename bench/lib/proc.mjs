@@ -29,7 +29,9 @@ export function startChild(name, script, env) {
   if (!existsSync(script)) throw new Error(`${script} does not exist: build first (npm run build)`);
   // Own process group: a terminal's Ctrl-C reaches only the bench, which then stops the children in
   // order (otherwise the API could drop requests before the bench even sees the signal).
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  // BENCH_CPU_PROF=DIR: the child writes a V8 CPU profile there when it exits (see cpuProfile.mjs).
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  const child = spawn(process.execPath, [...profile, script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   live.add(child);
   child.once("exit", () => live.delete(child));
   const tail = [];

@@ -1,6 +1,7 @@
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaClient } from "./generated/prisma/client.js";
+import { AuditLog } from "./hotPath/AuditLog.js";
 import { JobStatements } from "./hotPath/JobStatements.js";
 
 export interface DatabaseOptions {
@@ -12,7 +13,13 @@ export interface DatabaseOptions {
 }
 
 /** The pool behind each client made here, and the job statements that run on it. */
-const pools = new WeakMap<PrismaClient, { pool: pg.Pool; statements: JobStatements }>();
+const pools = new WeakMap<PrismaClient, Registered>();
+
+interface Registered {
+  pool: pg.Pool;
+  statements: JobStatements;
+  audit: AuditLog;
+}
 
 /**
  * A Prisma client talking to `databaseUrl` through a node-postgres pool (no engine binaries).
@@ -25,7 +32,7 @@ export function createPrismaClient(databaseUrl: string, options: DatabaseOptions
   // reports the outage. Without a listener the pool's 'error' event would end the process.
   pool.on("error", () => undefined);
   const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
-  pools.set(client, { pool, statements: new JobStatements(pool) });
+  pools.set(client, { pool, statements: new JobStatements(pool), audit: new AuditLog(pool) });
   return client;
 }
 
@@ -42,7 +49,12 @@ export function jobStatements(db: PrismaClient): JobStatements {
   return registered(db).statements;
 }
 
-function registered(db: PrismaClient): { pool: pg.Pool; statements: JobStatements } {
+/** The audit trail's writer of a client made by `createPrismaClient` (batched inserts on its pool). */
+export function auditLog(db: PrismaClient): AuditLog {
+  return registered(db).audit;
+}
+
+function registered(db: PrismaClient): Registered {
   const found = pools.get(db);
   if (!found) throw new Error("this Prisma client was not made by createPrismaClient: it has no pool for the job statements");
   return found;

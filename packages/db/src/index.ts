@@ -1,5 +1,6 @@
 export * from "./generated/prisma/client.js";
-export { createPrismaClient, jobStatements, poolOf, type DatabaseOptions } from "./createPrismaClient.js";
+export { auditLog, createPrismaClient, jobStatements, poolOf, type DatabaseOptions } from "./createPrismaClient.js";
+export { AuditLog, type AuditEntry } from "./hotPath/AuditLog.js";
 export { JobStatements, type SubmitJob } from "./hotPath/JobStatements.js";
 export { isUniqueViolation } from "./isUniqueViolation.js";
 export type { Db, Tx } from "./tx.js";

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import { DEFAULT_PROJECT, DEFAULT_PROJECT_ID, IaasError, looksLikeUuid, PROJECT_HEADER } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import { auditLog, type PrismaClient } from "@iaas/db";
 import { maybeAuthOf, setAuth, type AuthContext } from "./AuthContext.js";
 import { runInScope, type RequestScope } from "./scope.js";
 import { tokenMatches, tokenPrefix } from "./tokens.js";
@@ -98,23 +98,21 @@ export function auditTrail(db: PrismaClient, log: Logger): RequestHandler {
       const jobId = /^\/v1\/jobs\/([0-9a-f-]{36})$/.exec(location)?.[1] ?? null;
       const presented = tokenPrefix(/^Bearer\s+(\S+)$/i.exec(req.header("authorization") ?? "")?.[1] ?? "");
       const text = (s: string | null) => (s === null ? null : (s as string & { toWellFormed(): string }).toWellFormed().replaceAll("\u0000", "\uFFFD"));
-      db.auditEvent
-        .create({
-          data: {
-            actorTokenId: auth?.tokenId ?? null,
-            actorName: auth?.tokenName ?? (presented ? `unknown token iaas_${presented}_…` : "anonymous"),
-            projectId: scope?.projectId ?? null,
-            requestId: String(res.getHeader("x-request-id") ?? "") || null,
-            sourceAddress: req.socket.remoteAddress ?? null,
-            userAgent: text(req.header("user-agent")?.slice(0, 500) ?? null),
-            method: req.method,
-            path: text(req.originalUrl.slice(0, 1000)) ?? "",
-            outcome,
-            status: res.statusCode,
-            action: jobId ? ((res.locals as { jobType?: string }).jobType ?? "job") : `${req.method} ${req.baseUrl}${req.route ? String((req.route as { path: string }).path) : req.path}`,
-            jobId,
-            detail: text((res.locals as { problem?: string }).problem ?? null),
-          },
+      auditLog(db)
+        .append({
+          actorTokenId: auth?.tokenId ?? null,
+          actorName: auth?.tokenName ?? (presented ? `unknown token iaas_${presented}_…` : "anonymous"),
+          projectId: scope?.projectId ?? null,
+          requestId: String(res.getHeader("x-request-id") ?? "") || null,
+          sourceAddress: req.socket.remoteAddress ?? null,
+          userAgent: text(req.header("user-agent")?.slice(0, 500) ?? null),
+          method: req.method,
+          path: text(req.originalUrl.slice(0, 1000)) ?? "",
+          outcome,
+          status: res.statusCode,
+          action: jobId ? ((res.locals as { jobType?: string }).jobType ?? "job") : `${req.method} ${req.baseUrl}${req.route ? String((req.route as { path: string }).path) : req.path}`,
+          jobId,
+          detail: text((res.locals as { problem?: string }).problem ?? null),
         })
         .catch((err: unknown) => log.error({ err, method: req.method, url: req.originalUrl }, "could not append to the audit trail"));
     });

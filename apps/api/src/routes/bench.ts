@@ -2,10 +2,9 @@ import type { Router } from "express";
 import { guardedRouter } from "../auth/permissions.js";
 import { z } from "zod";
 import { IaasError } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import { poolOf, type PrismaClient } from "@iaas/db";
 import { validate, sendAccepted } from "../http/validate.js";
 import type { JobSubmitter } from "../services/JobSubmitter.js";
-import { hostAges } from "../services/hostLiveness.js";
 
 const BenchNoopRequest = z.object({ n: z.number().int().nonnegative(), host: z.string().optional() });
 
@@ -17,8 +16,11 @@ export function benchRoutes(deps: { db: PrismaClient; submitter: JobSubmitter; o
   const router = guardedRouter("/v1/bench");
   router.post("/noop", async (req, res) => {
     const body = validate(BenchNoopRequest, req.body, "bench request");
-    const ages = await hostAges(deps.db);
-    const hosts = (await deps.db.host.findMany({ orderBy: { id: "asc" } })).filter((h) => (ages.get(h.id) ?? Infinity) <= deps.offlineAfterSeconds);
+    // One plain read on the shared pool (the submit path's own reads are one or none).
+    const { rows: hosts } = await poolOf(deps.db).query<{ id: string }>(
+      `SELECT "id" FROM "Host" WHERE "lastHeartbeatAt" >= (now() AT TIME ZONE 'UTC') - make_interval(secs => $1) ORDER BY "id"`,
+      [deps.offlineAfterSeconds],
+    );
     const host = body.host ? hosts.find((h) => h.id === body.host) : hosts[body.n % Math.max(hosts.length, 1)];
     if (!host) throw new IaasError("NO_HOST_AVAILABLE", "no online host for the benchmark job", { hint: "start a worker" });
     const submitted = await deps.submitter.submitDirect({ hash: "" }, { type: "bench.noop", payload: { n: body.n }, hostId: host.id, targetName: `bench-${body.n}` });

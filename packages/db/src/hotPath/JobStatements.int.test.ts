@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_PROJECT_ID } from "@iaas/contracts";
-import { createPrismaClient, finishJob, isUniqueViolation, JobStatements, poolOf, recordJobProgress, startJobRun, type PrismaClient } from "../index.js";
+import { AuditLog, createPrismaClient, finishJob, isUniqueViolation, JobStatements, poolOf, recordJobProgress, startJobRun, type PrismaClient } from "../index.js";
 import { createTestDatabase, type TestDatabase } from "../testing.js";
 
 const LEASE = { hostId: "h1", instanceId: "w-1", leaseMs: 30_000 };
@@ -201,5 +201,16 @@ describe("JobStatements", () => {
       [3, "progress", "copy: half (50%)"],
       [4, "state", "job cancelled: stop"],
     ]);
+  });
+
+  it("appends audit rows of requests that finish together in one round trip", async () => {
+    const audit = new AuditLog(pool);
+    const entry = (i: number) => ({ actorName: "alice", method: "POST", path: `/v1/vms/v${i}/start`, outcome: "allowed", status: 202, action: "vm.start", requestId: `audit-${i}` });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => audit.append(entry(i))));
+    expect(roundTrips).toBe(1);
+    const rows = await db.auditEvent.findMany({ where: { requestId: { startsWith: "audit-" } }, orderBy: { requestId: "asc" } });
+    expect(rows).toHaveLength(10);
+    expect(rows[0]).toMatchObject({ actorName: "alice", method: "POST", path: "/v1/vms/v0/start", status: 202, action: "vm.start", jobId: null });
+    expect(Math.abs(rows[0]!.at.getTime() - Date.now())).toBeLessThan(5000);
   });
 });
