@@ -96,8 +96,10 @@ async function productCreate(s, name) {
   const waited = await s.api.get(`/v1/jobs/${jobId}/wait?timeout=120`);
   const wall = Date.now() - t0;
   if (waited.json?.state !== "succeeded") throw new Error(`vm.create of ${name} ended ${waited.json?.state}: ${JSON.stringify(waited.json?.error ?? waited.text).slice(0, 300)}`);
-  const job = await s.db.job.findUniqueOrThrow({ where: { id: jobId } });
-  return { toRunning: job.finishedAt.getTime() - t0, wall, vmId: res.json.vm.id };
+  const job = await s.db.job.findUniqueOrThrow({ where: { id: jobId }, include: { events: { orderBy: { seq: "asc" } } } });
+  // Where the time went: each event's offset from the POST (Postgres clock, ms), by phase.
+  const steps = job.events.map((e) => [e.type === "progress" ? `progress: ${e.progress?.phase ?? "?"}` : `state: ${e.state}`, e.createdAt.getTime() - t0]);
+  return { toRunning: job.finishedAt.getTime() - t0, wall, vmId: res.json.vm.id, steps };
 }
 
 /** QEMU's own argv (program first) of a running VM, from /proc. */
@@ -163,7 +165,9 @@ async function main() {
   const rawRoot = path.join(s.tmp, "raw");
   await rawCreate(template, base, size, path.join(rawRoot, "warm"));
 
+  log(`raw script's QEMU argv: ${rawArgv(template, template, path.join(rawRoot, "ID")).argv.join(" ")}`);
   const product1 = [];
+  const steps1 = [];
   const wall1 = [];
   const raw1 = [];
   for (let i = 0; i < REPEAT; i++) {
@@ -171,6 +175,7 @@ async function main() {
     log(`one VM at a time: ${i + 1}/${REPEAT}`);
     const p = await productCreate(s, `one-${i}`);
     product1.push(p.toRunning);
+    steps1.push(p.steps);
     wall1.push(p.wall);
     raw1.push(await rawCreate(template, base, size, path.join(rawRoot, `one-${i}`)));
   }
@@ -191,7 +196,7 @@ async function main() {
   const rawMany = await Promise.all(Array.from({ length: PARALLEL }, (_, i) => rawCreate(template, base, size, path.join(rawRoot, `many-${i}`))));
   const rawAllMs = performance.now() - tr;
 
-  report({ loadBefore, product1, wall1, raw1, cliWall, many: many.map((m) => m.toRunning), productAllMs, productAllWall, rawMany, rawAllMs });
+  report({ loadBefore, product1, steps1, wall1, raw1, cliWall, many: many.map((m) => m.toRunning), productAllMs, productAllWall, rawMany, rawAllMs });
 }
 
 function report(r) {
@@ -213,6 +218,25 @@ function report(r) {
     ],
   ));
   out.push("");
+  out.push("Where the product's time goes, one VM at a time (each job event's time after the POST; ms, median)");
+  const labels = [];
+  const offsets = new Map();
+  for (const run of r.steps1) {
+    const seen = new Map();
+    for (const [label, at] of run) {
+      // A phase reported more than once counts its first report.
+      if (seen.has(label)) continue;
+      seen.set(label, at);
+      if (!offsets.has(label)) {
+        offsets.set(label, []);
+        labels.push(label);
+      }
+      offsets.get(label).push(at);
+    }
+  }
+  const rows = labels.map((label) => [label, median(offsets.get(label))]).sort((a, b) => a[1] - b[1]);
+  out.push(table(["event", "at", "since previous"], rows.map(([label, at], i) => [label, f(at), f(at - (i === 0 ? 0 : rows[i - 1][1]))])));
+  out.push("");
   out.push(`${PARALLEL} VMs at once (ms)`);
   out.push(table(
     ["", "all up", "p50 per VM", "max per VM"],
@@ -226,8 +250,8 @@ function report(r) {
   out.push("Notes:");
   out.push("- The raw script runs the exact QEMU argv the worker used (read from /proc/PID/cmdline of the warm-up VM), with its own");
   out.push("  paths and uuid, plus -daemonize (its sandbox relaxed to allow the fork); it runs as root, the worker's QEMU as its QEMU user.");
-  out.push(`- Product times end at Job.finishedAt (Postgres clock, ms precision), set once QEMU answered on QMP; all ${PARALLEL} were`);
-  out.push(`  accepted ${f(r.productAllWall)} ms after the first POST and waited for through GET /v1/jobs/:id/wait.`);
+  out.push(`- Product times end at Job.finishedAt (Postgres clock, ms precision), set once QEMU answered on QMP; the last of the`);
+  out.push(`  ${PARALLEL} GET /v1/jobs/:id/wait answered ${f(r.productAllWall)} ms after the first POST.`);
   process.stdout.write(out.join("\n") + "\n");
 }
 

@@ -16,7 +16,8 @@ function describeFailure(job) {
 
 /**
  * (a) `n` sequential POSTs; each waits (GET /v1/jobs/:id/wait) until the job succeeded. Latency =
- * Job.startedAt (written by the worker, ms precision) − Date.now() just before the POST.
+ * Job.startedAt (written by the worker, ms precision) − Date.now() just before the POST; the
+ * breakdown splits it at Job.createdAt (the submit statement's time).
  */
 export async function pipelineLatency({ api, db, n, warmup }) {
   const sent = [];
@@ -30,13 +31,19 @@ export async function pipelineLatency({ api, db, n, warmup }) {
     }
     if (i >= warmup) sent.push({ id, t0 });
   }
-  const rows = await db.job.findMany({ where: { id: { in: sent.map((s) => s.id) } }, select: { id: true, startedAt: true } });
-  const startedAt = new Map(rows.map((r) => [r.id, r.startedAt]));
-  return sent.map(({ id, t0 }) => {
-    const s = startedAt.get(id);
-    if (!s) throw new Error(`job ${id} has no startedAt in Postgres`);
-    return s.getTime() - t0;
-  });
+  const rows = await db.job.findMany({ where: { id: { in: sent.map((s) => s.id) } }, select: { id: true, createdAt: true, startedAt: true } });
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const latency = [];
+  const breakdown = { written: [], delivered: [] };
+  for (const { id, t0 } of sent) {
+    const row = byId.get(id);
+    if (!row?.startedAt) throw new Error(`job ${id} has no startedAt in Postgres`);
+    latency.push(row.startedAt.getTime() - t0);
+    // Where it went: POST → the submit statement ran (Job.createdAt), → the start statement ran.
+    breakdown.written.push(row.createdAt.getTime() - t0);
+    breakdown.delivered.push(row.startedAt.getTime() - row.createdAt.getTime());
+  }
+  return { latency, breakdown };
 }
 
 /**

@@ -83,6 +83,26 @@ describe("REST API", () => {
     expect((other.body as unknown as { code: string }).code).toBe("IDEMPOTENCY_KEY_REUSED");
   });
 
+  it("starts a stopped VM in one statement: job, first event and lock together; a repeated Idempotency-Key replays it", async () => {
+    const { body } = await createVm();
+    await db.vm.update({ where: { id: body.vm.id }, data: { state: "stopped", lockJobId: null } });
+    const first = await post("/v1/vms/web/start", undefined, { "Idempotency-Key": "start-1" });
+    expect(first.status).toBe(202);
+    const started = (await first.json()) as { job: { id: string; type: string; state: string } };
+    expect(started.job).toMatchObject({ type: "vm.start", state: "queued" });
+    expect((await db.vm.findUniqueOrThrow({ where: { id: body.vm.id } })).lockJobId).toBe(started.job.id);
+    expect(await db.jobEvent.findMany({ where: { jobId: started.job.id }, select: { seq: true, state: true } })).toEqual([{ seq: 1, state: "queued" }]);
+    expect(await new Queue(hostQueueName("h1"), { connection: redis, prefix }).getJob(started.job.id)).toBeDefined();
+    const again = await post("/v1/vms/web/start", undefined, { "Idempotency-Key": "start-1" });
+    expect(again.status).toBe(202);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(((await again.json()) as { job: { id: string } }).job.id).toBe(started.job.id);
+    const reused = await post("/v1/vms/web/stop", undefined, { "Idempotency-Key": "start-1" });
+    expect(reused.status).toBe(409);
+    expect(((await reused.json()) as { code: string }).code).toBe("IDEMPOTENCY_KEY_REUSED");
+    expect(await db.job.count({ where: { vmId: body.vm.id, type: "vm.start" } })).toBe(1);
+  });
+
   it("answers a request for a VM held by another job with 409 naming that job", async () => {
     const { body } = await createVm();
     const res = await post("/v1/vms/web/start");

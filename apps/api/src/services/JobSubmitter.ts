@@ -19,6 +19,13 @@ export interface DirectLock {
   refused(): Promise<void>;
 }
 
+/**
+ * How long a submit transaction may wait for a connection, and run. Creates serialize on the
+ * placement lock while holding their connection, so 20 at once queue for seconds on a busy
+ * machine; Prisma's defaults (2 s, 5 s) turned that queue into 500s.
+ */
+const SUBMIT_TX = { maxWait: 15_000, timeout: 30_000 };
+
 /** Attempts of a single-statement submission whose lock was refused for a reason that then went away. */
 const DIRECT_TRIES = 3;
 
@@ -66,7 +73,7 @@ export class JobSubmitter {
         const built = await build(tx, jobId);
         const created = await createJobRow(tx, jobId, { projectId: currentProjectId(), ...built.spec }, { ...request, actor: request.actor ?? this.actor() });
         return { job: created, extra: built.extra };
-      }));
+      }, SUBMIT_TX));
     } catch (err) {
       if (request.idempotencyKey && isUniqueViolation(err, "idempotencyKey")) {
         const raced = await this.findReplay<E>(request);
