@@ -1,10 +1,13 @@
 import express from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { randomUUID } from "node:crypto";
 import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { errorHandler } from "./http/problem.js";
+import { accessLog, captureRoute } from "./http/accessLog.js";
+import { streamLimiterOf } from "./http/streamLimits.js";
+import { ApiMetrics } from "./metrics/ApiMetrics.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { storableText } from "./http/storableText.js";
 import { benchRoutes } from "./routes/bench.js";
 import { exportRoutes } from "./routes/exports.js";
@@ -58,6 +61,8 @@ export interface AppDeps {
     exportTtlSeconds: number;
     /** Mount the benchmark's `POST /v1/bench/noop` (only for `npm run bench:jobs`). */
     enableBenchJobs?: boolean;
+    /** IAAS_METRICS_TOKEN: when set, `GET /metrics` needs it as a bearer token. */
+    metricsToken?: string | undefined;
   };
 }
 
@@ -69,7 +74,9 @@ export interface Api {
 
 export function createApp(deps: AppDeps): Api {
   const { db, log, config } = deps;
-  const submitter = new JobSubmitter(db, deps.queues, log);
+  // Prometheus metrics of this process (GET /metrics); streams are counted by the app's stream limiter.
+  const metrics = new ApiMetrics(db, log, () => streamLimiterOf(app));
+  const submitter = new JobSubmitter(db, deps.queues, log, (job) => metrics.jobSubmitted(job.type));
   const hosts: HostThresholds = { offlineAfterSeconds: config.offlineAfterSeconds, lostAfterSeconds: config.lostAfterSeconds ?? DEFAULT_LOST_AFTER_SECONDS };
   const vms = new VmService(db, submitter, hosts);
   const vmNetworks = new VmNetworkService(db, submitter, hosts);
@@ -88,15 +95,9 @@ export function createApp(deps: AppDeps): Api {
   const app = express();
   app.disable("x-powered-by");
   app.set("query parser", "simple");
-  app.use((req, res, next) => {
-    const requestId = req.header("x-request-id") ?? randomUUID();
-    res.setHeader("X-Request-Id", requestId);
-    const started = Date.now();
-    res.on("finish", () => {
-      log.debug({ requestId, method: req.method, url: req.originalUrl, status: res.statusCode, ms: Date.now() - started }, "request");
-    });
-    next();
-  });
+  // X-Request-Id (the client's when safe, else new) on every response, the route pattern each
+  // request matched, one access log line and the HTTP metrics per request (http/accessLog.ts).
+  app.use(captureRoute(), accessLog(log), metrics.observeRequests());
   // Every /v1 request gets its audit row when it finishes (the denied ones of the hardening below too).
   app.use("/v1", auditTrail(db, log));
   // --- HTTP hardening (http/hardening.ts) — before health, authentication and express.json:
@@ -106,6 +107,7 @@ export function createApp(deps: AppDeps): Api {
   mountHardening(app, { redis: deps.redis, prefix: config.queuePrefix, log, config: deps.hardening });
   // --- end HTTP hardening
   app.use(healthRoutes({ db, redis: deps.redis }));
+  app.use(metricsRoutes({ metrics, token: config.metricsToken }));
   // Who the request is and in which project; then the per-token rate limit.
   app.use("/v1", authenticate(db, config.auth));
   const afterAuth = afterAuthHardening(app);

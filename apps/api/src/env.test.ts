@@ -21,6 +21,13 @@ describe("parseApiEnv", () => {
     expect(() => parseApiEnv({ ...base, IAAS_UPLOAD_TTL_HOURS: "soon" })).toThrow(/IAAS_UPLOAD_TTL_HOURS/);
   });
 
+  it("leaves /metrics open unless IAAS_METRICS_TOKEN is set, and refuses a token under 16 characters", () => {
+    const base = { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/iaas", IAAS_IMAGE_STORE: "/srv/store" };
+    expect(parseApiEnv(base).IAAS_METRICS_TOKEN).toBeUndefined();
+    expect(parseApiEnv({ ...base, IAAS_METRICS_TOKEN: "0123456789abcdef" }).IAAS_METRICS_TOKEN).toBe("0123456789abcdef");
+    expect(() => parseApiEnv({ ...base, IAAS_METRICS_TOKEN: "short" })).toThrow(/IAAS_METRICS_TOKEN.*16 characters/);
+  });
+
   it("names every bad variable in one error", () => {
     expect(() => parseApiEnv({ DATABASE_URL: "nope", IAAS_API_PORT: "99999" })).toThrow(
       /DATABASE_URL[\s\S]*IAAS_API_PORT|IAAS_API_PORT[\s\S]*DATABASE_URL/,

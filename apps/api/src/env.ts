@@ -63,6 +63,8 @@ const ApiEnv = z.object({
   /** A request body that sends nothing for this long is cut off; 0: never. */
   IAAS_BODY_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(0).default(120),
   // --- end HTTP hardening ---
+  /** When set, `GET /metrics` answers only with `Authorization: Bearer <this>`; unset, scrapes need no token. */
+  IAAS_METRICS_TOKEN: z.string().min(16, "IAAS_METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 24`), or unset for unauthenticated scrapes").optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 }).superRefine(hardeningEnvChecks);
 export type ApiEnv = z.infer<typeof ApiEnv> & { IAAS_IMAGE_STORE: string };

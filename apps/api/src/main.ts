@@ -56,6 +56,7 @@ async function main(): Promise<void> {
       maxUploadBytes: env.IAAS_MAX_UPLOAD_BYTES,
       exportTtlSeconds: env.IAAS_EXPORT_TTL_SECONDS,
       enableBenchJobs: env.IAAS_ENABLE_BENCH_JOBS,
+      metricsToken: env.IAAS_METRICS_TOKEN,
     },
   });
 

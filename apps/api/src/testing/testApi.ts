@@ -4,7 +4,7 @@ import type { Server } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { createPrismaClient, type PrismaClient } from "@iaas/db";
 import { createTestDatabase, testRedisUrl } from "@iaas/db/testing";
 import type { AuthMode } from "../auth/authenticate.js";
@@ -33,7 +33,7 @@ export interface TestApi {
 }
 
 /** The API in-process on a fresh database and queue prefix, against the real Postgres and Redis. */
-export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<HardeningConfig> } = {}): Promise<TestApi> {
+export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<HardeningConfig>; log?: Logger; metricsToken?: string } = {}): Promise<TestApi> {
   const database = await createTestDatabase();
   const db = createPrismaClient(database.url);
   const redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
@@ -44,9 +44,9 @@ export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<
     db,
     redis,
     queues,
-    log: pino({ level: "silent" }),
+    log: opts.log ?? pino({ level: "silent" }),
     ...(opts.hardening ? { hardening: { ...DEFAULT_HARDENING, ...opts.hardening } } : {}),
-    config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600, auth: opts.auth ?? "none" },
+    config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600, auth: opts.auth ?? "none", metricsToken: opts.metricsToken },
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
