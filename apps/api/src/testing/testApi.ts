@@ -18,6 +18,8 @@ import { TEST_HOST_NETWORK } from "./hostNetwork.js";
 
 export interface TestApi {
   db: PrismaClient;
+  /** The test database, for connections of its own (plain `pg`). */
+  databaseUrl: string;
   redis: Redis;
   queues: JobQueues;
   /** Not started: tests call `reconcile` or fire schedules themselves. */
@@ -63,6 +65,7 @@ export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<
   const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   return {
     db,
+    databaseUrl: database.url,
     redis,
     queues,
     backupScheduler,
