@@ -10,7 +10,7 @@
 //      baselines `node -e 0` and `iaas --version`.
 // Env: DATABASE_URL, REDIS_URL, BENCH_EVENTS_N (200), BENCH_EVENT_STREAMS (20), BENCH_CLI_RUNS (10).
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { chmodSync, existsSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -37,7 +37,18 @@ if (!existsSync(GUEST)) {
   process.exit(1);
 }
 
-const stack = createStack({ root, redisUrl: REDIS_URL, hostId: "bench-ev-host", clients: 4, workerEnv: () => ({ IAAS_NETWORK_MODE: "user" }) });
+const stack = createStack({
+  root,
+  redisUrl: REDIS_URL,
+  hostId: "bench-ev-host",
+  clients: 4,
+  workerEnv: (tmp) => {
+    // A root worker runs QEMU as `nobody`, which must be able to pass through the temp directory.
+    chmodSync(tmp, 0o711);
+    // Root namespace, QEMU user-mode networking: no bridges (as tests/e2e/harness.ts).
+    return { IAAS_NETWORK_MODE: "user" };
+  },
+});
 const clis = cliRunner(root);
 const closers = new Set();
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {

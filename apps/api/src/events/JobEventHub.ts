@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { isTerminalJobState } from "@iaas/contracts";
-import { JobEventListener, type JobEventNotice, type PrismaClient } from "@iaas/db";
+import { JobEventListener, type JobEvent, type JobEventNotice, type PrismaClient } from "@iaas/db";
 
 /** The safety-net poll while the LISTEN connection is down (and without one): at most this long. */
 const POLL_WHILE_DEAF_MS = 1000;
@@ -88,6 +88,8 @@ export class JobEventHub {
   private pollTimer: NodeJS.Timeout | null = null;
   private polling = false;
   private closed = false;
+  /** Event reads in flight, by job, position and size: watchers at the same point share one query. */
+  private readonly reads = new Map<string, Promise<JobEvent[]>>();
   /** Counters for tests and logs: notifications heard, safety polls run, reconnections. */
   readonly stats = { notices: 0, polls: 0, resyncs: 0 };
 
@@ -137,6 +139,20 @@ export class JobEventHub {
     set.add(sub);
     this.schedulePoll();
     return sub;
+  }
+
+  /**
+   * The events of `jobId` after sequence number `after` (at most `limit`, in order). Streams of
+   * one job wake together at the same position: they share one query instead of one each.
+   */
+  eventsAfter(jobId: string, after: number, limit: number): Promise<JobEvent[]> {
+    const key = `${jobId}:${after}:${limit}`;
+    let read = this.reads.get(key);
+    if (read === undefined) {
+      read = this.db.jobEvent.findMany({ where: { jobId, seq: { gt: after } }, orderBy: { seq: "asc" }, take: limit }).finally(() => this.reads.delete(key));
+      this.reads.set(key, read);
+    }
+    return read;
   }
 
   /** Number of open watchers (streams and waits). */

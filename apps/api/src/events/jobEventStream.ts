@@ -3,7 +3,7 @@ import { isTerminalJobState } from "@iaas/contracts";
 import type { Job, PrismaClient } from "@iaas/db";
 import type { ClientWatch } from "../http/clientWatch.js";
 import { toJobDto, toJobEventDto } from "../services/dto.js";
-import type { JobSubscription } from "./JobEventHub.js";
+import type { JobEventHub, JobSubscription } from "./JobEventHub.js";
 
 /** Rows read per query; a longer backlog is sent in several reads. */
 const BATCH = 500;
@@ -18,6 +18,7 @@ const KEEP_ALIVE_MS = 15_000;
  */
 export async function streamJobEvents(
   db: PrismaClient,
+  hub: JobEventHub,
   sub: JobSubscription,
   job: Job,
   after: number,
@@ -36,7 +37,7 @@ export async function streamJobEvents(
   let lastWrite = Date.now();
   try {
     for (;;) {
-      const events = await db.jobEvent.findMany({ where: { jobId: job.id, seq: { gt: last } }, orderBy: { seq: "asc" }, take: BATCH });
+      const events = await hub.eventsAfter(job.id, last, BATCH);
       if (watch.gone) return;
       for (const ev of events) {
         res.write(`id: ${ev.seq}\nevent: ${ev.type}\ndata: ${JSON.stringify(toJobEventDto(ev))}\n\n`);

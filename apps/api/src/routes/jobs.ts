@@ -65,7 +65,7 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
       if (watch.gone) return;
       acquireStream(req, res); // 429/503 over IAAS_MAX_STREAMS_PER_TOKEN/IAAS_MAX_STREAMS; released when the response closes
       const resumeFrom = Number(req.header("last-event-id") ?? req.query["after"] ?? 0);
-      await streamJobEvents(db, sub, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, watch, res);
+      await streamJobEvents(db, deps.jobEvents, sub, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, watch, res);
     } finally {
       sub.close();
     }
