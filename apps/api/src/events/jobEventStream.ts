@@ -3,6 +3,7 @@ import { isTerminalJobState } from "@iaas/contracts";
 import type { Job, PrismaClient } from "@iaas/db";
 import type { ClientWatch } from "../http/clientWatch.js";
 import { toJobDto, toJobEventDto } from "../services/dto.js";
+import { jobNotFound } from "../services/resolve.js";
 import type { JobEventHub, JobSubscription } from "./JobEventHub.js";
 
 /** Rows read per query; a longer backlog is sent in several reads. */
@@ -100,7 +101,7 @@ export async function waitForFinalJob(
     }
     const now = await db.job.findUnique({ where: { id: current.id } });
     if (watch.gone) return null;
-    if (now === null) break;
+    if (now === null) throw jobNotFound(current.id); // deleted meanwhile (a forced VM delete, retention)
     current = now;
     sub.lastSeq = now.eventSeq;
   }
