@@ -238,6 +238,7 @@ async function main() {
       ["overhead, 1 stream (SSE − raw)", ms(one.sse.p50 - one.raw.p50), ms(one.sse.p99 - one.raw.p99), ms(one.sse.mean - one.raw.mean), ""],
     ],
   ));
+  out.push(`SSE ÷ raw NOTIFY: p50 ${(one.sse.p50 / one.raw.p50).toFixed(2)}×, p99 ${(one.sse.p99 / one.raw.p99).toFixed(2)}× (1 stream); p50 ${(many.sse.p50 / one.raw.p50).toFixed(2)}×, p99 ${(many.sse.p99 / one.raw.p99).toFixed(2)}× (${STREAMS} streams)`);
   out.push(`goal: SSE p50 ≤ 10 ms, p99 ≤ 50 ms → 1 stream ${one.sse.p50 <= 10 && one.sse.p99 <= 50 ? "met" : "NOT met"}, ${STREAMS} streams ${many.sse.p50 <= 10 && many.sse.p99 <= 50 ? "met" : "NOT met"}`);
   out.push("");
   const m = Object.fromEntries(Object.entries(cli).map(([k, v]) => [k, median(v)]));
@@ -255,7 +256,7 @@ async function main() {
       ["  --wait wall − (createdAt → finishedAt)", ms(m.waitMinusSpan), ""],
     ],
   ));
-  out.push(`--wait adds ${ms(added)} ms over the same command without it (wall − the job's createdAt → finishedAt − plain wall; goal ≤ 100 ms: ${added <= 100 ? "met" : "NOT met"})`);
+  out.push(`--wait adds ${ms(added)} ms over the same command without it (wall − the job's createdAt → finishedAt − plain wall; goal ≤ 100 ms: ${added < 0 ? "not measurable in this run: the runs vary more than the difference (see the load average)" : added <= 100 ? "met" : "NOT met"})`);
   out.push(`--wait wall − job duration is ${(m.waitMinusDuration / m.version).toFixed(2)}× iaas --version`);
   process.stdout.write(`${out.join("\n")}\n`);
 }
