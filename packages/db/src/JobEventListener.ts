@@ -79,6 +79,8 @@ export class JobEventListener {
       connectionString: this.databaseUrl,
       application_name: "iaas-job-events",
       options: "-c TimeZone=UTC",
+      // A server that does not answer must not hold up the API's start: retried in the background.
+      connectionTimeoutMillis: 5000,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
     });
