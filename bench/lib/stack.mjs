@@ -86,6 +86,7 @@ export function createStack({ root, redisUrl, hostId, clients, workerEnv = () =>
       throw new Error(`cannot create a throw-away database on ${process.env.DATABASE_URL}: ${err.message}`);
     });
     cleanups.push([`drop database ${new URL(database.url).pathname.slice(1)}`, () => database.drop()]);
+    stack.databaseUrl = database.url;
     stack.db = createPrismaClient(database.url);
     cleanups.push(["disconnect prisma", () => stack.db.$disconnect()]);
     checkpoint();

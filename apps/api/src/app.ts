@@ -20,6 +20,7 @@ import { VmForceDelete } from "./services/VmForceDelete.js";
 import { VmMigrationService } from "./services/VmMigrationService.js";
 import { imageRoutes } from "./routes/images.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { JobEventHub } from "./events/JobEventHub.js";
 import { vmRoutes } from "./routes/vms.js";
 import { networkRoutes } from "./routes/networks.js";
 import { NetworkService } from "./services/NetworkService.js";
@@ -46,6 +47,12 @@ export interface AppDeps {
   blockingRedis?: Redis;
   queues: JobQueues;
   log: Logger;
+  /**
+   * Pushes job events to event streams and long-polls (events/JobEventHub.ts); main and the test
+   * API pass one that LISTENs. Left out: a hub without a LISTEN connection, so events arrive
+   * with its safety poll only (every second).
+   */
+  jobEvents?: JobEventHub;
   /** HTTP hardening (http/hardening.ts): Origin/Host checks, rate and stream limits, HSTS; left out: DEFAULT_HARDENING. */
   hardening?: HardeningConfig | undefined;
   config: {
@@ -90,6 +97,7 @@ export function createApp(deps: AppDeps): Api {
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
   const backups = new BackupService(db, submitter, vms, hosts);
+  const jobEvents = deps.jobEvents ?? new JobEventHub(db, { safetyPollMs: 1000, log });
   const backupScheduler = new BackupScheduler(db, deps.redis, config.queuePrefix, backups, log, deps.blockingRedis ?? deps.redis);
 
   const app = express();
@@ -127,7 +135,7 @@ export function createApp(deps: AppDeps): Api {
   app.use("/v1/networks", networkRoutes({ db, networks }));
   app.use("/v1/images", imageRoutes({ db, images, exports }));
   app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));
-  app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore, redis: deps.redis, queuePrefix: config.queuePrefix, jobEvents }));
   app.use("/v1/hosts", hostRoutes({ db, hosts, evacuations }));
   if (config.enableBenchJobs) app.use("/v1/bench", benchRoutes({ db, submitter, offlineAfterSeconds: config.offlineAfterSeconds }));
   app.use((req, _res, next) => {
