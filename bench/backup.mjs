@@ -10,7 +10,7 @@ import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { cli, cliJson, killClis } from "./lib/cli.mjs";
+import { cliRunner } from "./lib/cli.mjs";
 import { GuestShell } from "./lib/guestShell.mjs";
 import { killBaselines, syncDisks, timeCommand } from "./lib/imageLocal.mjs";
 import { createStack } from "./lib/stack.mjs";
@@ -50,6 +50,8 @@ const stack = createStack({
   // Root namespace, QEMU user-mode networking: no bridges (as tests/e2e/harness.ts).
   workerEnv: () => ({ IAAS_NETWORK_MODE: "user" }),
 });
+const clis = cliRunner(root); // running `iaas` processes are killed on cleanup
+const killClis = clis.killAll;
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.once(sig, () => {
     interrupted = true;
@@ -67,6 +69,12 @@ function log(msg) {
 }
 const checkpoint = () => {
   if (interrupted) throw new Error("interrupted");
+};
+
+const cli = clis.run;
+const cliJson = async (s, args, opts) => {
+  const r = await cli(s, [...args, "-o", "json"], opts);
+  return { json: JSON.parse(r.stdout), seconds: r.seconds };
 };
 
 /** A finished job's events (GET /v1/jobs/:id/events: SSE that ends once the job is final). */

@@ -12,7 +12,7 @@ import { copyFile, mkdir, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { cli, killClis } from "./lib/cli.mjs";
+import { cliRunner } from "./lib/cli.mjs";
 import { createStack } from "./lib/stack.mjs";
 import { median, percentile, table } from "./lib/stats.mjs";
 
@@ -47,6 +47,9 @@ const stack = createStack({
   // 20 parallel VMs need more vCPUs than 2 cores × the default ratio of 4: the guest halts at once.
   workerEnv: () => ({ IAAS_NETWORK_MODE: "user", IAAS_CPU_ALLOCATION_RATIO: "32" }),
 });
+const clis = cliRunner(root); // running `iaas` processes are killed on cleanup
+const killClis = clis.killAll;
+const cli = clis.run;
 const rawPids = new Set();
 const killRaw = () => rawPids.forEach((pid) => kill(pid));
 function kill(pid) {
