@@ -13,3 +13,4 @@ export * from "./exitCodes.js";
 export * from "./imageIntegrity.js";
 export * from "./env.js";
 export * from "./logRedaction.js";
+export * from "./pagination.js";
