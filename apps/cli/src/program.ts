@@ -1,22 +1,11 @@
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { z } from "zod";
 import { ExitCode } from "@iaas/contracts";
 import { CliError } from "./CliError.js";
-import { DEFAULT_API_URL } from "./config.js";
-import { registerAuditCommands } from "./commands/audit.js";
-import { registerAuthCommands } from "./commands/auth.js";
-import { registerBackupCommands } from "./commands/backup.js";
-import { CommandContext, type CliDeps, type ContextFactory } from "./commands/CommandContext.js";
-import { registerExportCommands } from "./commands/export.js";
+import { DEFAULT_API_URL } from "./defaults.js";
+import type { CliDeps } from "./commands/CommandContext.js";
 import { globalOptions, repeatGlobalOptions } from "./commands/globalOptions.js";
-import { registerHostCommands } from "./commands/host.js";
-import { registerImageCommands } from "./commands/image.js";
-import { registerJobCommands } from "./commands/job.js";
-import { registerNetworkCommands } from "./commands/network.js";
-import { registerProjectCommands } from "./commands/project.js";
-import { registerTokenCommands } from "./commands/token.js";
-import { registerVmCommands } from "./commands/vm.js";
+import { commandModulesFor, loadCommands } from "./commands/commandModules.js";
 import { Output } from "./output/Output.js";
 
 const HELP_AFTER = `
@@ -103,13 +92,25 @@ Examples:
   iaas job logs 3f1c2a9e --follow
 `;
 
+/** The version in the CLI's package.json: beside src/ and dist/, or two up from the bundle (dist/bundle/). */
 function cliVersion(): string {
-  const pkg = z.object({ version: z.string() }).safeParse(createRequire(import.meta.url)("../package.json"));
-  return pkg.success ? pkg.data.version : "unknown";
+  for (const relative of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg: unknown = JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8"));
+      if (typeof pkg === "object" && pkg !== null && "name" in pkg && pkg.name === "@iaas/cli" && "version" in pkg && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // not there: try the next place
+    }
+  }
+  return "unknown";
 }
 
-/** The `iaas` command tree. Commander errors are thrown (exitOverride), not exited on. */
-export function buildProgram(deps: CliDeps): Command {
+/**
+ * The `iaas` command tree. Commander errors are thrown (exitOverride), not exited on. With `argv`,
+ * only the command modules that `argv` names are loaded (a CLI start pays for the command it
+ * runs, not for all of them); without it, or for help and unknown commands, all are.
+ */
+export async function buildProgram(deps: CliDeps, argv?: readonly string[]): Promise<Command> {
   const program = new Command("iaas")
     .description("Minimal IaaS Manager: run QEMU virtual machines through durable jobs")
     .version(cliVersion(), "-V, --version", "print the CLI version")
@@ -123,19 +124,7 @@ export function buildProgram(deps: CliDeps): Command {
     .enablePositionalOptions()
     .addHelpText("after", HELP_AFTER);
   for (const option of globalOptions()) program.addOption(option.long === "--output" ? option.default("table") : option);
-
-  const ctxOf: ContextFactory = (command, target) => new CommandContext(deps, command, target);
-  registerAuthCommands(program, ctxOf, deps);
-  registerVmCommands(program, ctxOf);
-  registerImageCommands(program, ctxOf);
-  registerNetworkCommands(program, ctxOf);
-  registerBackupCommands(program, ctxOf);
-  registerExportCommands(program, ctxOf);
-  registerJobCommands(program, ctxOf);
-  registerHostCommands(program, ctxOf);
-  registerProjectCommands(program, ctxOf);
-  registerTokenCommands(program, ctxOf);
-  registerAuditCommands(program, ctxOf);
+  await loadCommands(program, deps, commandModulesFor(argv));
   repeatGlobalOptions(program);
   return program;
 }
@@ -145,8 +134,8 @@ export function buildProgram(deps: CliDeps): Command {
  * errors are printed as `error: …` / `hint: …`; commander's usage errors are exit 2.
  */
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
-  const program = buildProgram(deps);
   try {
+    const program = await buildProgram(deps, argv);
     await program.parseAsync([...argv], { from: "user" });
     return ExitCode.OK;
   } catch (err) {

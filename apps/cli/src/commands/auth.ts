@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { usageError } from "../CliError.js";
-import { checkProjectRef, configFilePath, normalizeApiUrl, readConfigObject, writeConfigFile, type ResolvedConfig } from "../config.js";
+import { checkProjectRef, configFilePath, normalizeApiUrl, readConfigObject, withLogin, writeConfigFile, type ResolvedConfig } from "../config.js";
 import type { Whoami } from "../client/ApiClient.js";
 import { formatFields } from "../output/formatTable.js";
 import { ROLE_SUMMARY } from "../output/securityView.js";
@@ -77,10 +77,8 @@ async function login(ctxOf: ContextFactory, deps: CliDeps, command: Command, opt
   const ctx = ctxOf(command, { url, token, tokenSource: fromFlag === undefined ? "IAAS_TOKEN" : "--token", project });
   const me = await ctx.client.whoami();
 
-  const next: Record<string, unknown> = { ...saved, url, token };
-  if (project === null) delete next.project;
-  else next.project = project;
-  writeConfigFile(configPath, next);
+  const contextName = nonEmpty(stringOf(outer.context)) ?? nonEmpty(env.IAAS_CONTEXT) ?? null;
+  writeConfigFile(configPath, withLogin(saved, contextName, project === null ? { url, token } : { url, token, project }));
 
   const shownProject = (project !== null || me.scopedToProject) && me.project !== null ? me.project : null;
   if (ctx.out.json) ctx.out.printJson({ url, token: me.token, role: me.role, project: shownProject, scopedToProject: me.scopedToProject, configPath });

@@ -8,7 +8,7 @@ export interface Writer {
   columns?: number;
 }
 
-export type OutputFormat = "table" | "json";
+export type OutputFormat = "table" | "json" | "yaml";
 
 /**
  * Results go to stdout (tables or JSON); errors, hints and progress go to stderr. Text lines
@@ -20,10 +20,13 @@ export class Output {
     readonly stdout: Writer,
     readonly stderr: Writer,
     readonly format: OutputFormat,
+    /** Renders a value as YAML (given by the command context, so that `iaas --version` loads no YAML library). */
+    private readonly toYaml?: (value: unknown) => string,
   ) {}
 
+  /** True for structured output (`-o json` or `-o yaml`): commands print data with printJson. */
   get json(): boolean {
-    return this.format === "json";
+    return this.format === "json" || this.format === "yaml";
   }
 
   /** A line of the command's result. */
@@ -31,8 +34,13 @@ export class Output {
     this.stdout.write(`${sanitizeText(text)}\n`);
   }
 
-  /** An API object as JSON (for `-o json`). */
+  /** An API object as JSON (`-o json`) or YAML (`-o yaml`): the same data either way. */
   printJson(value: unknown): void {
+    if (this.format === "yaml" && this.toYaml !== undefined) {
+      const text = this.toYaml(JSON.parse(JSON.stringify(value)) as unknown);
+      this.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+      return;
+    }
     this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
 
