@@ -110,7 +110,7 @@ describe("contexts and completion", () => {
   it("prints zsh and fish scripts from the same tree, and refuses other shells", async () => {
     const zsh = await iaas(["completion", "zsh"]);
     expect(zsh.stdout).toContain("bashcompinit");
-    expect(zsh.stdout).toContain("[\'iaas vm\']=");
+    expect(zsh.stdout).toContain("['iaas vm']=");
     const fish = await iaas(["completion", "fish"]);
     expect(fish.stdout).toContain("complete -c iaas -n 'test (__iaas_path) = '\\''iaas vm'\\''' -a ");
     expect((await iaas(["completion", "tcsh"])).code).toBe(2);

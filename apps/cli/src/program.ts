@@ -6,6 +6,7 @@ import { DEFAULT_API_URL } from "./defaults.js";
 import type { CliDeps } from "./commands/CommandContext.js";
 import { globalOptions, repeatGlobalOptions } from "./commands/globalOptions.js";
 import { commandModulesFor, loadCommands } from "./commands/commandModules.js";
+import { colourEnabled } from "./output/colour.js";
 import { Output } from "./output/Output.js";
 
 const HELP_AFTER = `
@@ -140,7 +141,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     return ExitCode.OK;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
-    const out = new Output(deps.stdout, deps.stderr, "table");
+    const out = new Output(deps.stdout, deps.stderr, "table", undefined, colourEnabled(deps.stderr, deps.env));
     if (err instanceof CliError) {
       if (!err.silent) out.error(err);
       return err.exitCode;

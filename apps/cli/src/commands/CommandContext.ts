@@ -5,6 +5,7 @@ import { z } from "zod";
 import { usageError } from "../CliError.js";
 import { ApiClient } from "../client/ApiClient.js";
 import { configFilePath, resolveConfig, type ResolvedConfig } from "../config.js";
+import { colourEnabled } from "../output/colour.js";
 import { Output, type Writer } from "../output/Output.js";
 import { runInheritingStdio, type RunProcess } from "../runProcess.js";
 import { globalOptionValues } from "./globalOptions.js";
@@ -76,7 +77,7 @@ export class CommandContext {
     const opts = parsed.data;
     const key = opts.idempotencyKey ?? randomUUID();
     if (key.length === 0 || key.length > 200) throw usageError("--idempotency-key must be 1 to 200 characters");
-    this.out = new Output(deps.stdout, deps.stderr, opts.output, (value) => stringify(value));
+    this.out = new Output(deps.stdout, deps.stderr, opts.output, (value) => stringify(value), colourEnabled(deps.stderr, deps.env));
     this.timeoutMs = opts.timeout === undefined ? null : opts.timeout * 1000;
     this.config =
       target === undefined

@@ -1,4 +1,5 @@
 import type { CliError } from "../CliError.js";
+import { paint } from "./colour.js";
 import { sanitizeText } from "./sanitize.js";
 
 /** Where the CLI writes: process.stdout/stderr, or a fake in tests. */
@@ -22,6 +23,8 @@ export class Output {
     readonly format: OutputFormat,
     /** Renders a value as YAML (given by the command context, so that `iaas --version` loads no YAML library). */
     private readonly toYaml?: (value: unknown) => string,
+    /** Colour the `error:` and `hint:` labels on stderr (see colourEnabled: a terminal, no NO_COLOR). */
+    private readonly colourStderr = false,
   ) {}
 
   /** True for structured output (`-o json` or `-o yaml`): commands print data with printJson. */
@@ -51,8 +54,8 @@ export class Output {
 
   /** `error: <message>`, any detail lines, then `hint: <hint>`. */
   error(err: CliError | Error): void {
-    this.stderr.write(`error: ${sanitizeText(err.message)}\n`);
+    this.stderr.write(`${paint(this.colourStderr, "red", "error:")} ${sanitizeText(err.message)}\n`);
     if ("details" in err) for (const detail of err.details) this.stderr.write(`${sanitizeText(detail)}\n`);
-    if ("hint" in err && err.hint !== null && err.hint !== "") this.stderr.write(`hint: ${sanitizeText(err.hint)}\n`);
+    if ("hint" in err && err.hint !== null && err.hint !== "") this.stderr.write(`${paint(this.colourStderr, "yellow", "hint:")} ${sanitizeText(err.hint)}\n`);
   }
 }
