@@ -15,8 +15,17 @@ Environment:
   IAAS_TOKEN    API token, sent as "Authorization: Bearer <token>" (wins over the config file)
   IAAS_PROJECT  project to act in, sent as "X-Iaas-Project: <name>" (--project wins; then
                 IAAS_PROJECT, the config file; else the token's project, or "default")
-  IAAS_CONFIG   config file (default ~/.config/iaas/config.json), written by \`iaas login\`:
-                {"url": "...", "token": "...", "project": "..."}
+  IAAS_CONTEXT  the saved API to use (--context wins; else the config file's current context);
+                each setting then comes from its flag, its variable, then the context
+  IAAS_CONFIG   config file (default ~/.config/iaas/config.json, mode 0600), written by
+                \`iaas login\` and \`iaas context add|use|remove\`:
+                {"contexts": {"NAME": {"url": "...", "token": "...", "project": "..."}},
+                 "currentContext": "NAME"}  (an older {"url", "token", "project"} is "default")
+  NO_COLOR      set (non-empty): no colour even on a terminal
+
+Output:
+  -o table (default), -o json or -o yaml (the same data as json). Lists take --limit N and --all
+  (every page). Tab completion: source <(iaas completion bash) (also zsh, fish).
 
 Security:
   The API wants an API token: \`iaas login --url URL --token T\` checks one and saves it
