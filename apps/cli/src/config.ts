@@ -287,3 +287,11 @@ export function withLogin(saved: Record<string, unknown>, name: string | null, e
   if (current === null) migrated.currentContext = target;
   return migrated;
 }
+
+/** The saved settings of context `name` (else the current one, else the top-level ones); {} when none. */
+export function savedContext(saved: Record<string, unknown>, name: string | null): ContextEntry {
+  const parsed = ConfigFile.safeParse(saved);
+  if (!parsed.success) return {};
+  const contexts = contextsOf(parsed.data);
+  return contexts[name ?? parsed.data.currentContext ?? DEFAULT_CONTEXT] ?? {};
+}

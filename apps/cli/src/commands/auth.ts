@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { usageError } from "../CliError.js";
-import { checkProjectRef, configFilePath, normalizeApiUrl, readConfigObject, withLogin, writeConfigFile, type ResolvedConfig } from "../config.js";
+import { checkProjectRef, configFilePath, normalizeApiUrl, readConfigObject, savedContext, withLogin, writeConfigFile, type ResolvedConfig } from "../config.js";
 import type { Whoami } from "../client/ApiClient.js";
 import { formatFields } from "../output/formatTable.js";
 import { ROLE_SUMMARY } from "../output/securityView.js";
@@ -62,7 +62,8 @@ async function login(ctxOf: ContextFactory, deps: CliDeps, command: Command, opt
   // Given before the subcommand (`iaas --url U --project P login`), these count too.
   const outer = globalOptionValues(command);
 
-  const urlGiven = nonEmpty(opts.url) ?? nonEmpty(stringOf(outer.url)) ?? nonEmpty(env.IAAS_URL) ?? nonEmpty(stringOf(saved.url));
+  const contextName = nonEmpty(stringOf(outer.context)) ?? nonEmpty(env.IAAS_CONTEXT) ?? null;
+  const urlGiven = nonEmpty(opts.url) ?? nonEmpty(stringOf(outer.url)) ?? nonEmpty(env.IAAS_URL) ?? nonEmpty(savedContext(saved, contextName).url);
   if (urlGiven === undefined) throw usageError("login needs the API's URL", "give it with --url, e.g. iaas login --url http://127.0.0.1:8080 --token T");
   const url = normalizeApiUrl(urlGiven, "--url");
 
@@ -77,7 +78,6 @@ async function login(ctxOf: ContextFactory, deps: CliDeps, command: Command, opt
   const ctx = ctxOf(command, { url, token, tokenSource: fromFlag === undefined ? "IAAS_TOKEN" : "--token", project });
   const me = await ctx.client.whoami();
 
-  const contextName = nonEmpty(stringOf(outer.context)) ?? nonEmpty(env.IAAS_CONTEXT) ?? null;
   writeConfigFile(configPath, withLogin(saved, contextName, project === null ? { url, token } : { url, token, project }));
 
   const shownProject = (project !== null || me.scopedToProject) && me.project !== null ? me.project : null;
