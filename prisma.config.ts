@@ -9,6 +9,9 @@
 //     connection string; its DROP fails while its pool is still connected): create a uniquely named
 //     shadow database over a separate admin connection and drop it WITH (FORCE) on dispose.
 //  3. The wasm schema engine leaves 10 s / 60 s timers behind: unref long timers so commands exit.
+//  4. adapter-pg's executeScript splits a migration on every ';', even inside a function body or a
+//     comment: send the whole script as one simple query instead (Postgres runs it as one
+//     implicit transaction, as Prisma's own engine does).
 import { randomUUID } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
@@ -172,17 +175,27 @@ function adapterFactory(fields: ConnectionFields): PrismaPg {
   return new PrismaPg({ ...fields, Client: CatalogTextClient, allowExitOnIdle: true });
 }
 
+type Connected = Awaited<ReturnType<PrismaPg["connect"]>>;
+
+/** Runs each migration script whole (one simple query: no parameters) instead of split on ';'. */
+function wholeScripts(adapter: Connected): Connected {
+  adapter.executeScript = async (script: string) => {
+    await adapter.executeRaw({ sql: script, args: [], argTypes: [] });
+  };
+  return adapter;
+}
+
 /** The migrate adapter: adapter-pg for the main database, our own shadow-database lifecycle. */
 function migrationAdapter(fields: ConnectionFields) {
   const main = adapterFactory(fields);
   return {
     provider: "postgres" as const,
     adapterName: main.adapterName,
-    connect: () => main.connect(),
+    connect: async () => wholeScripts(await main.connect()),
     async connectToShadowDb() {
       const shadow = `prisma_shadow_${randomUUID().replaceAll("-", "")}`;
       await adminExecute(fields, `CREATE DATABASE ${quoteIdent(shadow)}`);
-      const adapter = await adapterFactory({ ...fields, database: shadow }).connect();
+      const adapter = wholeScripts(await adapterFactory({ ...fields, database: shadow }).connect());
       const dispose = adapter.dispose.bind(adapter);
       adapter.dispose = async () => {
         try {

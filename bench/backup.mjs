@@ -4,12 +4,13 @@
 // incremental backup after a 1 % change copies and costs — in one run, on one machine.
 // Env: DATABASE_URL, REDIS_URL, BENCH_FILL_MIB (768: data the guest writes into its 1 GiB disk),
 // BENCH_REPEAT (3: converts and incrementals), BENCH_FULLS (2: full backups).
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { cliRunner } from "./lib/cli.mjs";
 import { GuestShell } from "./lib/guestShell.mjs";
 import { killBaselines, syncDisks, timeCommand } from "./lib/imageLocal.mjs";
 import { createStack } from "./lib/stack.mjs";
@@ -33,7 +34,6 @@ const PATTERN_MIB = 8; // the guest writes its data as copies of one random bloc
 if (FILL_MIB % PATTERN_MIB !== 0 || FILL_AT_MIB + FILL_MIB > DISK_MIB) throw new Error(`BENCH_FILL_MIB must be a multiple of ${PATTERN_MIB} and at most ${DISK_MIB - FILL_AT_MIB}`);
 const VM = "bench-bk";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = path.join(root, "apps/cli/dist/main.js");
 const GUEST_IMAGE = path.join(process.env.IAAS_GUEST_DIR ?? path.join(root, ".cache/guests"), "linux.qcow2");
 
 if (!existsSync(GUEST_IMAGE)) {
@@ -50,8 +50,8 @@ const stack = createStack({
   // Root namespace, QEMU user-mode networking: no bridges (as tests/e2e/harness.ts).
   workerEnv: () => ({ IAAS_NETWORK_MODE: "user" }),
 });
-const clis = new Set(); // running `iaas` processes, killed on cleanup
-const killClis = () => clis.forEach((c) => c.kill("SIGKILL"));
+const clis = cliRunner(root); // running `iaas` processes are killed on cleanup
+const killClis = clis.killAll;
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.once(sig, () => {
     interrupted = true;
@@ -71,32 +71,7 @@ const checkpoint = () => {
   if (interrupted) throw new Error("interrupted");
 };
 
-/** Runs `iaas ARGS` against the stack: { stdout, seconds } (wall time of the whole process); throws on a non-zero exit. */
-function cli(s, args, { timeoutMs = 300_000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH, HOME: s.tmp, IAAS_URL: s.baseUrl },
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: timeoutMs,
-    });
-    clis.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr = (stderr + c).slice(-4000)));
-    child.once("error", (err) => {
-      clis.delete(child);
-      reject(new Error(`iaas ${args.join(" ")}: ${err.message}`));
-    });
-    child.once("close", (code, signal) => {
-      clis.delete(child);
-      const seconds = (performance.now() - t0) / 1000;
-      if (code === 0) resolve({ stdout, seconds });
-      else reject(new Error(`iaas ${args.join(" ")} exited with ${code ?? signal}: ${stderr.trim().split("\n").slice(-5).join("\n")}`));
-    });
-  });
-}
+const cli = clis.run;
 const cliJson = async (s, args, opts) => {
   const r = await cli(s, [...args, "-o", "json"], opts);
   return { json: JSON.parse(r.stdout), seconds: r.seconds };

@@ -86,6 +86,7 @@ export function createStack({ root, redisUrl, hostId, clients, workerEnv = () =>
       throw new Error(`cannot create a throw-away database on ${process.env.DATABASE_URL}: ${err.message}`);
     });
     cleanups.push([`drop database ${new URL(database.url).pathname.slice(1)}`, () => database.drop()]);
+    stack.databaseUrl = database.url;
     stack.db = createPrismaClient(database.url);
     cleanups.push(["disconnect prisma", () => stack.db.$disconnect()]);
     checkpoint();
@@ -95,7 +96,7 @@ export function createStack({ root, redisUrl, hostId, clients, workerEnv = () =>
     const api = startChild("api", path.join(root, "apps/api/dist/main.js"), { ...common, IAAS_API_PORT: String(port), IAAS_ENABLE_BENCH_JOBS: "true", IAAS_AUTH: "none" });
     cleanups.push(["stop api", () => api.stop()]);
     const worker = startChild("worker", path.join(root, "apps/worker/dist/main.js"), {
-      ...common, IAAS_HOST_ID: hostId, IAAS_ACCEL: "tcg", IAAS_CONCURRENCY: "50", IAAS_DATA_DIR: path.join(tmp, "data"), IAAS_SHUTDOWN_GRACE_SECONDS: "2",
+      ...common, IAAS_HOST_ID: hostId, IAAS_ACCEL: "tcg", IAAS_CONCURRENCY: "50", IAAS_DATA_DIR: path.join(tmp, "data"), IAAS_SHUTDOWN_GRACE_SECONDS: "2", IAAS_METRICS_PORT: "0",
       ...workerEnv(tmp),
     });
     cleanups.push(["stop worker", () => worker.stop()]);

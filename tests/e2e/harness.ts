@@ -59,6 +59,8 @@ export async function eventually<T>(what: string, probe: () => Promise<T | null 
  */
 export class Stack {
   readonly workers = new Map<string, ChildProcess>();
+  /** Each host's worker metrics port (IAAS_METRICS_PORT): `http://127.0.0.1:<port>/metrics`. */
+  readonly metricsPorts = new Map<string, number>();
   private readonly apis: (ChildProcess | undefined)[] = [];
   private readonly apiPorts: number[] = [];
   readonly logs: string[] = [];
@@ -167,8 +169,11 @@ export class Stack {
         await chown(dir, user.uid, user.gid);
       }
     }
+    const metricsPort = this.metricsPorts.get(hostId) ?? (await freePort());
+    this.metricsPorts.set(hostId, metricsPort);
     const child = this.spawn(hostId, WORKER_MAIN, {
       IAAS_HOST_ID: hostId,
+      IAAS_METRICS_PORT: String(metricsPort),
       IAAS_HOST_NAME: hostId,
       IAAS_DATA_DIR: path.join(this.dir, hostId),
       IAAS_ACCEL: "tcg",

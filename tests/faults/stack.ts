@@ -142,6 +142,8 @@ export class FaultStack {
     return {
       ...this.commonEnv(),
       IAAS_HOST_ID: host,
+      // Several workers on this machine: no metrics endpoints (each would need its own port).
+      IAAS_METRICS_PORT: "0",
       IAAS_HOST_NAME: host,
       IAAS_DATA_DIR: this.dataDir(host),
       IAAS_IMPORT_DIR: this.importDir,

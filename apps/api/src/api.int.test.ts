@@ -149,7 +149,10 @@ describe("REST API", () => {
     const all = await (await fetch(`${base}/v1/jobs/${body.job.id}/events`)).text();
     expect(all).toMatch(/^id: 1\nevent: state\n/);
     expect(all).toContain("id: 2\nevent: state");
-    expect(all.trimEnd().endsWith(`event: end\ndata: {"jobId":"${body.job.id}","state":"failed"}`)).toBe(true);
+    // The end event carries the final job, as GET /v1/jobs/:id answers it.
+    const end = /event: end\ndata: (.*)\n\n$/.exec(all);
+    expect(JSON.parse(end?.[1] ?? "null")).toEqual(await (await fetch(`${base}/v1/jobs/${body.job.id}`)).json());
+    expect(JSON.parse(end?.[1] ?? "null")).toMatchObject({ id: body.job.id, state: "failed" });
     const resumed = await (await fetch(`${base}/v1/jobs/${body.job.id}/events`, { headers: { "Last-Event-ID": "1" } })).text();
     expect(resumed).not.toContain("id: 1\n");
     expect(resumed).toContain("id: 2\n");

@@ -1,10 +1,13 @@
 import express from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { randomUUID } from "node:crypto";
 import { IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { errorHandler } from "./http/problem.js";
+import { accessLog, captureRoute } from "./http/accessLog.js";
+import { streamLimiterOf } from "./http/streamLimits.js";
+import { ApiMetrics } from "./metrics/ApiMetrics.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { storableText } from "./http/storableText.js";
 import { benchRoutes } from "./routes/bench.js";
 import { exportRoutes } from "./routes/exports.js";
@@ -17,6 +20,7 @@ import { VmForceDelete } from "./services/VmForceDelete.js";
 import { VmMigrationService } from "./services/VmMigrationService.js";
 import { imageRoutes } from "./routes/images.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { JobEventHub } from "./events/JobEventHub.js";
 import { vmRoutes } from "./routes/vms.js";
 import { networkRoutes } from "./routes/networks.js";
 import { NetworkService } from "./services/NetworkService.js";
@@ -43,6 +47,12 @@ export interface AppDeps {
   blockingRedis?: Redis;
   queues: JobQueues;
   log: Logger;
+  /**
+   * Pushes job events to event streams and long-polls (events/JobEventHub.ts); main and the test
+   * API pass one that LISTENs. Left out: a hub without a LISTEN connection, so events arrive
+   * with its safety poll only (every second).
+   */
+  jobEvents?: JobEventHub;
   /** HTTP hardening (http/hardening.ts): Origin/Host checks, rate and stream limits, HSTS; left out: DEFAULT_HARDENING. */
   hardening?: HardeningConfig | undefined;
   config: {
@@ -58,6 +68,8 @@ export interface AppDeps {
     exportTtlSeconds: number;
     /** Mount the benchmark's `POST /v1/bench/noop` (only for `npm run bench:jobs`). */
     enableBenchJobs?: boolean;
+    /** IAAS_METRICS_TOKEN: when set, `GET /metrics` needs it as a bearer token. */
+    metricsToken?: string | undefined;
   };
 }
 
@@ -69,7 +81,9 @@ export interface Api {
 
 export function createApp(deps: AppDeps): Api {
   const { db, log, config } = deps;
-  const submitter = new JobSubmitter(db, deps.queues, log);
+  // Prometheus metrics of this process (GET /metrics); streams are counted by the app's stream limiter.
+  const metrics = new ApiMetrics(db, log, () => streamLimiterOf(app));
+  const submitter = new JobSubmitter(db, deps.queues, log, (job) => metrics.jobSubmitted(job.type));
   const hosts: HostThresholds = { offlineAfterSeconds: config.offlineAfterSeconds, lostAfterSeconds: config.lostAfterSeconds ?? DEFAULT_LOST_AFTER_SECONDS };
   const vms = new VmService(db, submitter, hosts);
   const vmNetworks = new VmNetworkService(db, submitter, hosts);
@@ -83,20 +97,15 @@ export function createApp(deps: AppDeps): Api {
   const images = new ImageService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.maxUploadBytes);
   const exports = new ExportService(db, submitter, config.imageStore, config.offlineAfterSeconds, config.exportTtlSeconds);
   const backups = new BackupService(db, submitter, vms, hosts);
+  const jobEvents = deps.jobEvents ?? new JobEventHub(db, { safetyPollMs: 1000, log });
   const backupScheduler = new BackupScheduler(db, deps.redis, config.queuePrefix, backups, log, deps.blockingRedis ?? deps.redis);
 
   const app = express();
   app.disable("x-powered-by");
   app.set("query parser", "simple");
-  app.use((req, res, next) => {
-    const requestId = req.header("x-request-id") ?? randomUUID();
-    res.setHeader("X-Request-Id", requestId);
-    const started = Date.now();
-    res.on("finish", () => {
-      log.debug({ requestId, method: req.method, url: req.originalUrl, status: res.statusCode, ms: Date.now() - started }, "request");
-    });
-    next();
-  });
+  // X-Request-Id (the client's when safe, else new) on every response, the route pattern each
+  // request matched, one access log line and the HTTP metrics per request (http/accessLog.ts).
+  app.use(captureRoute(), accessLog(log), metrics.observeRequests());
   // Every /v1 request gets its audit row when it finishes (the denied ones of the hardening below too).
   app.use("/v1", auditTrail(db, log));
   // --- HTTP hardening (http/hardening.ts) — before health, authentication and express.json:
@@ -106,6 +115,7 @@ export function createApp(deps: AppDeps): Api {
   mountHardening(app, { redis: deps.redis, prefix: config.queuePrefix, log, config: deps.hardening });
   // --- end HTTP hardening
   app.use(healthRoutes({ db, redis: deps.redis }));
+  app.use(metricsRoutes({ metrics, token: config.metricsToken }));
   // Who the request is and in which project; then the per-token rate limit.
   app.use("/v1", authenticate(db, config.auth));
   const afterAuth = afterAuthHardening(app);
@@ -125,7 +135,7 @@ export function createApp(deps: AppDeps): Api {
   app.use("/v1/networks", networkRoutes({ db, networks }));
   app.use("/v1/images", imageRoutes({ db, images, exports }));
   app.use("/v1/exports", exportRoutes({ db, exports, store: config.imageStore }));
-  app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore, redis: deps.redis, queuePrefix: config.queuePrefix }));
+  app.use("/v1/jobs", jobRoutes({ db, queues: deps.queues, store: config.imageStore, redis: deps.redis, queuePrefix: config.queuePrefix, jobEvents }));
   app.use("/v1/hosts", hostRoutes({ db, hosts, evacuations }));
   if (config.enableBenchJobs) app.use("/v1/bench", benchRoutes({ db, submitter, offlineAfterSeconds: config.offlineAfterSeconds }));
   app.use((req, _res, next) => {

@@ -21,6 +21,20 @@ describe("parseApiEnv", () => {
     expect(() => parseApiEnv({ ...base, IAAS_UPLOAD_TTL_HOURS: "soon" })).toThrow(/IAAS_UPLOAD_TTL_HOURS/);
   });
 
+  it("leaves /metrics open unless IAAS_METRICS_TOKEN is set, and refuses a token under 16 characters", () => {
+    const base = { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/iaas", IAAS_IMAGE_STORE: "/srv/store" };
+    expect(parseApiEnv(base).IAAS_METRICS_TOKEN).toBeUndefined();
+    expect(parseApiEnv({ ...base, IAAS_METRICS_TOKEN: "0123456789abcdef" }).IAAS_METRICS_TOKEN).toBe("0123456789abcdef");
+    expect(() => parseApiEnv({ ...base, IAAS_METRICS_TOKEN: "short" })).toThrow(/IAAS_METRICS_TOKEN.*16 characters/);
+  });
+
+  it("checks pushed job events against a lost notification every 5 s by default, and refuses an interval under 100 ms", () => {
+    const base = { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/iaas", IAAS_IMAGE_STORE: "/s" };
+    expect(parseApiEnv(base).IAAS_EVENT_SAFETY_POLL_MS).toBe(5000);
+    expect(parseApiEnv({ ...base, IAAS_EVENT_SAFETY_POLL_MS: "60000" }).IAAS_EVENT_SAFETY_POLL_MS).toBe(60_000);
+    expect(() => parseApiEnv({ ...base, IAAS_EVENT_SAFETY_POLL_MS: "10" })).toThrow(/IAAS_EVENT_SAFETY_POLL_MS/);
+  });
+
   it("names every bad variable in one error", () => {
     expect(() => parseApiEnv({ DATABASE_URL: "nope", IAAS_API_PORT: "99999" })).toThrow(
       /DATABASE_URL[\s\S]*IAAS_API_PORT|IAAS_API_PORT[\s\S]*DATABASE_URL/,

@@ -17,6 +17,11 @@ const ApiEnv = z.object({
   IAAS_HOST_LOST_SECONDS: z.coerce.number().int().min(1).default(300),
   /** How often the outbox relay re-enqueues queued jobs missing from Redis, and the sweeper runs. */
   IAAS_RELAY_INTERVAL_MS: z.coerce.number().int().min(100).default(3000),
+  /**
+   * Job events are pushed (Postgres LISTEN/NOTIFY); this is only the safety net against a lost
+   * notification: how often one query checks every job an open stream or wait watches.
+   */
+  IAAS_EVENT_SAFETY_POLL_MS: z.coerce.number().int().min(100).default(5000),
   /** Seconds in-flight requests get to finish after SIGTERM before their connections are closed. */
   IAAS_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).default(10),
   /**
@@ -63,6 +68,8 @@ const ApiEnv = z.object({
   /** A request body that sends nothing for this long is cut off; 0: never. */
   IAAS_BODY_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(0).default(120),
   // --- end HTTP hardening ---
+  /** When set, `GET /metrics` answers only with `Authorization: Bearer <this>`; unset, scrapes need no token. */
+  IAAS_METRICS_TOKEN: z.string().min(16, "IAAS_METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 24`), or unset for unauthenticated scrapes").optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 }).superRefine(hardeningEnvChecks);
 export type ApiEnv = z.infer<typeof ApiEnv> & { IAAS_IMAGE_STORE: string };

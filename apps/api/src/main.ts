@@ -3,6 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { Redis } from "ioredis";
 import { createPrismaClient } from "@iaas/db";
 import { createApp } from "./app.js";
+import { JobEventHub } from "./events/JobEventHub.js";
 import { parseApiEnv } from "./env.js";
 import { hardeningFromEnv } from "./http/hardening.js";
 import { createLogger } from "./http/logger.js";
@@ -41,12 +42,16 @@ async function main(): Promise<void> {
     });
   });
   const queues = new JobQueues(redis, env.IAAS_QUEUE_PREFIX);
+  // One LISTEN connection for this process: job events reach streams and waits as they commit.
+  const jobEvents = new JobEventHub(db, { safetyPollMs: env.IAAS_EVENT_SAFETY_POLL_MS, log: log.child({ component: "job-events" }) });
+  await jobEvents.listen(env.DATABASE_URL);
   const { app, backupScheduler } = createApp({
     db,
     redis,
     blockingRedis: blocking,
     queues,
     log,
+    jobEvents,
     hardening: hardeningFromEnv(env),
     config: {
       imageStore: env.IAAS_IMAGE_STORE,
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
       maxUploadBytes: env.IAAS_MAX_UPLOAD_BYTES,
       exportTtlSeconds: env.IAAS_EXPORT_TTL_SECONDS,
       enableBenchJobs: env.IAAS_ENABLE_BENCH_JOBS,
+      metricsToken: env.IAAS_METRICS_TOKEN,
     },
   });
 
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
       await closed;
     }
     await backupScheduler.close();
+    await jobEvents.close();
     await queues.close();
     redis.disconnect();
     blocking.disconnect();

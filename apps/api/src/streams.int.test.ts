@@ -4,7 +4,7 @@ import { consoleStreamKey, type Problem } from "@iaas/contracts";
 import { consoleReaderName } from "./routes/console.js";
 import { startTestApi, type TestApi } from "./testing/testApi.js";
 
-// Job-event streams and console follows hold a polling loop or a Redis connection each: they are
+// Job-event streams and console follows hold a job-event subscription or a Redis connection each: they are
 // given back when the client leaves — also when it leaves before the stream is set up — and the
 // process refuses more than IAAS_MAX_STREAMS at once.
 describe("event and console streams", () => {
@@ -79,8 +79,10 @@ describe("event and console streams", () => {
     expect((await refused.json()) as Problem).toMatchObject({ code: "SERVICE_UNAVAILABLE", hint: expect.stringContaining("IAAS_MAX_STREAMS") });
     expect((await fetch(`${api.base}/v1/vms/v1/console`)).status).toBe(200);
 
+    expect(api.jobEvents.watchers).toBe(2);
     for (const s of [...events, ...consoles]) s.abort.abort();
     await until("every slot given back", () => api.streams.total() === 0);
+    await until("every job-event subscription closed", () => api.jobEvents.watchers === 0);
     await until("the follower connections closed", async () => (await followerConnections()) === baseline);
     // Slots are free again.
     const again = await open(`/v1/jobs/${jobId}/events`);
@@ -116,6 +118,7 @@ describe("event and console streams", () => {
     // Long enough for a route that missed the departure to have taken a slot and a connection.
     await new Promise((r) => setTimeout(r, 1000));
     expect(api.streams.total()).toBe(0);
+    expect(api.jobEvents.watchers).toBe(0);
     expect(await followerConnections()).toBe(baseline);
 
     // And clients that leave right after sending, without any lock, leave nothing behind either.

@@ -62,6 +62,23 @@ function vmApi(script: JobScript): ScriptedHandler {
 }
 
 describe("iaas --wait", () => {
+  it("costs one request plus the event stream: the end event carries the final job, the VM names its host", async () => {
+    const s = await serve((req, res) => {
+      if (serveJob({ running, events: [...progress, stateEvent(4, "succeeded")], final: succeeded }, req, res)) return;
+      if (req.method === "POST" && req.path === "/v1/vms") return sendJson(res, 202, { job: queued, vm: makeVm({ state: "creating" }) });
+      if (req.method === "GET" && req.path === "/v1/vms/5e6f7a8b-0000-4000-8000-000000000002") return sendJson(res, 200, makeVm({ hostName: "hv1" }));
+      sendProblem(res, 404, "NOT_FOUND", `no route ${req.method} ${req.path}`, null);
+    });
+    const run = await iaas(["vm", "create", "web1", "--image", "deb12", "--start", "--wait"], s.url);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`host:        hv1 (${HOST_ID})`);
+    expect(s.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      "POST /v1/vms",
+      `GET /v1/jobs/${JOB_ID}/events`,
+      "GET /v1/vms/5e6f7a8b-0000-4000-8000-000000000002",
+    ]);
+  });
+
   it("follows a job to success, prints progress lines on stderr and the resulting VM on stdout", async () => {
     const s = await serve(vmApi({ running, events: [...progress, stateEvent(4, "succeeded")], final: succeeded }));
     const run = await iaas(["vm", "create", "web1", "--image", "deb12", "--cpus", "2", "--memory", "1G", "--start", "--wait"], s.url);

@@ -34,6 +34,15 @@ describe("parseWorkerEnv", () => {
     expect(() => parseWorkerEnv({ ...base, IAAS_QEMU_USER: "--reuid=0" })).toThrow(/IAAS_QEMU_USER/);
   });
 
+  it("serves metrics on 127.0.0.1:9464 by default, none with port 0, and refuses a bad port or a short token", () => {
+    expect(parseWorkerEnv(base)).toMatchObject({ IAAS_METRICS_PORT: 9464, IAAS_METRICS_HOST: "127.0.0.1" });
+    expect(parseWorkerEnv(base).IAAS_METRICS_TOKEN).toBeUndefined();
+    expect(parseWorkerEnv({ ...base, IAAS_METRICS_PORT: "0" }).IAAS_METRICS_PORT).toBe(0);
+    expect(parseWorkerEnv({ ...base, IAAS_METRICS_PORT: "9470", IAAS_METRICS_HOST: "0.0.0.0" })).toMatchObject({ IAAS_METRICS_PORT: 9470, IAAS_METRICS_HOST: "0.0.0.0" });
+    expect(() => parseWorkerEnv({ ...base, IAAS_METRICS_PORT: "70000" })).toThrow(/IAAS_METRICS_PORT/);
+    expect(() => parseWorkerEnv({ ...base, IAAS_METRICS_TOKEN: "short" })).toThrow(/IAAS_METRICS_TOKEN.*16 characters/);
+  });
+
   it("refuses a host id with characters unsafe in queue names", () => {
     expect(() => parseWorkerEnv({ ...base, IAAS_HOST_ID: "host:1" })).toThrow(/IAAS_HOST_ID/);
   });

@@ -85,6 +85,15 @@ const WorkerEnv = z.object({
   IAAS_JOB_LEASE_SECONDS: z.coerce.number().min(2).max(600).default(30),
   /** How often every ready image's stored file is checked (exists, recorded size); also once at start. */
   IAAS_STORE_CHECK_INTERVAL_SECONDS: z.coerce.number().min(1).default(300),
+  /**
+   * Port of this worker's Prometheus endpoint (`GET /metrics`); 0: none. Several workers on one
+   * machine need a port each (or 0).
+   */
+  IAAS_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  /** Address the metrics endpoint listens on; 0.0.0.0 (or the host's own address) for a Prometheus elsewhere. */
+  IAAS_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  /** When set, scrapes need `Authorization: Bearer <this>`; unset, none. */
+  IAAS_METRICS_TOKEN: z.string().min(16, "IAAS_METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 24`), or unset for unauthenticated scrapes").optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;

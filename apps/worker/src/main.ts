@@ -5,7 +5,7 @@ import os from "node:os";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { configError, hostQueueName, LOG_REDACT_CENSOR, LOG_REDACT_PATHS, parseSize } from "@iaas/contracts";
+import { configError, hostQueueName, parseSize } from "@iaas/contracts";
 import { createPrismaClient } from "@iaas/db";
 import { detectAccelerator, QemuImg, qemuVersion } from "@iaas/hypervisor";
 import { parseWorkerEnv } from "./env.js";
@@ -17,6 +17,8 @@ import { CancelWatcher } from "./jobs/CancelWatcher.js";
 import { DatabaseGate } from "./jobs/DatabaseGate.js";
 import { parseAllowList } from "./download/urlPolicy.js";
 import { JobRunner, type QueueJobData } from "./jobs/JobRunner.js";
+import { workerLoggerOptions } from "./jobs/jobLog.js";
+import { WorkerMetrics } from "./metrics/WorkerMetrics.js";
 import { ConsoleTailer } from "./vm/ConsoleTailer.js";
 import { OrphanCleaner } from "./vm/OrphanCleaner.js";
 import { VmMonitor } from "./vm/VmMonitor.js";
@@ -36,8 +38,15 @@ function allowList(text: string | undefined) {
 
 async function main(): Promise<void> {
   const env = parseWorkerEnv(process.env);
-  const log = pino({ level: env.LOG_LEVEL, base: { service: "worker", hostId: env.IAAS_HOST_ID }, redact: { paths: [...LOG_REDACT_PATHS], censor: LOG_REDACT_CENSOR } });
+  const log = pino(workerLoggerOptions(env.LOG_LEVEL, env.IAAS_HOST_ID));
   await mkdir(env.IAAS_DATA_DIR, { recursive: true });
+  // Prometheus metrics (IAAS_METRICS_PORT, 0: none), listening first: a taken port fails the start
+  // before the host is registered. Running jobs and QEMU processes are counted at scrape time.
+  let runningJobs = (): number => 0;
+  const metrics = new WorkerMetrics(env.IAAS_HOST_ID, { runningJobs: () => runningJobs(), countQemuProcesses: () => services.runtime.countQemuProcesses() }, log);
+  const metricsServer =
+    env.IAAS_METRICS_PORT === 0 ? null : await metrics.serve({ port: env.IAAS_METRICS_PORT, host: env.IAAS_METRICS_HOST, token: env.IAAS_METRICS_TOKEN });
+  if (metricsServer) log.info({ host: env.IAAS_METRICS_HOST, port: env.IAAS_METRICS_PORT }, `metrics on http://${env.IAAS_METRICS_HOST}:${env.IAAS_METRICS_PORT}/metrics`);
   await mkdir(env.IAAS_IMAGE_STORE, { recursive: true });
 
   const accelerator = await detectAccelerator(env.IAAS_ACCEL);
@@ -135,7 +144,8 @@ async function main(): Promise<void> {
     pause: async (): Promise<void> => worker.pause(true),
     resume: async (): Promise<void> => worker.resume(),
   });
-  const runner = new JobRunner(services, handlers, log, { instanceId, leaseMs, gate });
+  const runner: JobRunner = new JobRunner(services, handlers, log, { instanceId, leaseMs, gate, metrics });
+  runningJobs = () => runner.runningJobIds().length;
   const worker: Worker<QueueJobData> = new Worker<QueueJobData>(hostQueueName(env.IAAS_HOST_ID), (job, token): Promise<void> => runner.process(job, token), {
     connection: redis.duplicate(),
     prefix: env.IAAS_QUEUE_PREFIX,
@@ -214,6 +224,7 @@ async function main(): Promise<void> {
       await Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 1000).unref())]);
     }
     runner.stopLeases();
+    metricsServer?.close();
     if (signal === "fenced") registration.stop();
     else await registration.release().catch((err: unknown) => log.warn({ err }, "could not release the host; the next worker waits for its heartbeat to go stale"));
     redis.disconnect();

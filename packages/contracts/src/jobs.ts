@@ -278,6 +278,8 @@ export const Job = z.object({
   maxAttempts: z.number().int(),
   timeoutMs: z.number().int(),
   idempotencyKey: z.string().nullable(),
+  /** The X-Request-Id of the request that made the job (given by the client or generated); null for background jobs. */
+  requestId: z.string().nullable().optional(),
   /** The project the job belongs to, and who asked for it (token name and id, request id). */
   projectId: z.string().optional(),
   actor: z.object({ name: z.string(), tokenId: z.string().nullable(), requestId: z.string().nullable() }).nullable().optional(),

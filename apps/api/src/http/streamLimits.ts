@@ -6,6 +6,9 @@ import { clientAddress } from "./clientAddress.js";
 /** Why a stream was refused: its token has `maxPerKey` open, or the process has `maxTotal`. */
 export type StreamRefusal = "token" | "process";
 
+/** What a stream carries: a job's events (SSE) or a VM's serial console (`console --follow`). */
+export type StreamKind = "job-events" | "console";
+
 /**
  * Open long-lived streams (job events, console follow), counted in this process: each one holds a
  * connection, a polling loop or a Redis connection until the client leaves. Limited per API token
@@ -14,6 +17,7 @@ export type StreamRefusal = "token" | "process";
 export class StreamLimiter {
   private readonly open = new Map<string, number>();
   private openTotal = 0;
+  private readonly openByKind = new Map<StreamKind, number>();
 
   /** `maxPerKey` streams per key and `maxTotal` in all; 0: no limit. */
   constructor(
@@ -22,18 +26,20 @@ export class StreamLimiter {
   ) {}
 
   /** Takes a slot for `key`: its release (idempotent), or why there is none. */
-  tryAcquire(key: string): { release: () => void } | { refused: StreamRefusal } {
+  tryAcquire(key: string, kind: StreamKind = "job-events"): { release: () => void } | { refused: StreamRefusal } {
     const now = this.open.get(key) ?? 0;
     if (this.maxPerKey > 0 && now >= this.maxPerKey) return { refused: "token" };
     if (this.maxTotal > 0 && this.openTotal >= this.maxTotal) return { refused: "process" };
     this.open.set(key, now + 1);
     this.openTotal++;
+    this.openByKind.set(kind, (this.openByKind.get(kind) ?? 0) + 1);
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
         this.openTotal--;
+        this.openByKind.set(kind, (this.openByKind.get(kind) ?? 1) - 1);
         const left = (this.open.get(key) ?? 1) - 1;
         if (left <= 0) this.open.delete(key);
         else this.open.set(key, left);
@@ -49,6 +55,11 @@ export class StreamLimiter {
   /** Streams open in this process. */
   total(): number {
     return this.openTotal;
+  }
+
+  /** Streams open in this process of one kind (the `iaas_open_streams` gauge). */
+  totalOf(kind: StreamKind): number {
+    return this.openByKind.get(kind) ?? 0;
   }
 }
 
@@ -82,7 +93,9 @@ export function streamKeyOf(req: Request): string {
 export function acquireStream(req: Request, res: Response): void {
   const limiter = req.app.locals[LOCALS_KEY] as StreamLimiter | undefined;
   if (!limiter || res.closed) return;
-  const slot = limiter.tryAcquire(streamKeyOf(req));
+  // The matched route tells the kind: /v1/vms/:ref/console, else a job's event stream.
+  const routePath = (req.route as { path?: unknown } | undefined)?.path;
+  const slot = limiter.tryAcquire(streamKeyOf(req), typeof routePath === "string" && routePath.endsWith("/console") ? "console" : "job-events");
   if ("refused" in slot) {
     res.setHeader("Retry-After", "5");
     if (slot.refused === "token") {

@@ -2,22 +2,23 @@ import { rm } from "node:fs/promises";
 import { guardedRouter } from "../auth/permissions.js";
 import { inProject } from "../auth/scope.js";
 import path from "node:path";
-import { type Response, type Router } from "express";
+import type { Router } from "express";
 import type { Redis } from "ioredis";
 import { cancelChannel, IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobType } from "@iaas/contracts";
 import { appendJobEvent, finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
+import type { JobEventHub, JobSubscription } from "../events/JobEventHub.js";
+import { streamJobEvents, waitForFinalJob } from "../events/jobEventStream.js";
 import { validate } from "../http/validate.js";
 import { acquireStream } from "../http/streamLimits.js";
-import { watchClient, type ClientWatch } from "../http/clientWatch.js";
-import { toJobDto, toJobEventDto } from "../services/dto.js";
+import { watchClient } from "../http/clientWatch.js";
+import { toJobDto } from "../services/dto.js";
 import type { JobQueues } from "../services/JobQueues.js";
-import { findImage, findJob, findVm } from "../services/resolve.js";
+import { findImage, findJob, findVm, jobNotFound } from "../services/resolve.js";
 import { NEWEST_FIRST, pageArgs, pageOf, pageResult } from "../http/paginate.js";
 
-const POLL_MS = 200;
 const MAX_WAIT_SECONDS = 60;
 
-export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: string; redis: Redis; queuePrefix: string }): Router {
+export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: string; redis: Redis; queuePrefix: string; jobEvents: JobEventHub }): Router {
   const { db } = deps;
   const router = guardedRouter("/v1/jobs");
 
@@ -41,30 +42,35 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
 
   router.get("/:id/wait", async (req, res) => {
     // Not counted as a stream (it ends within MAX_WAIT_SECONDS, and it is what the CLI falls back
-    // to when a stream is refused), but it stops polling as soon as the client leaves.
+    // to when a stream is refused); it wakes when the job's terminal event is committed.
     const watch = watchClient(req, res);
     const raw = Number(req.query["timeout"] ?? 30);
     if (!Number.isFinite(raw) || raw < 0) {
       throw new IaasError("VALIDATION_FAILED", `timeout must be a number of seconds, got '${String(req.query["timeout"])}'`, { hint: "use ?timeout=30" });
     }
     const deadline = Date.now() + Math.min(raw, MAX_WAIT_SECONDS) * 1000;
-    let job = await findJob(db, req.params.id);
-    while (!isTerminalJobState(job.state) && Date.now() < deadline && !watch.gone) {
-      await watch.sleep(POLL_MS);
-      if (watch.gone) break;
-      job = await db.job.findUniqueOrThrow({ where: { id: job.id } });
+    const sub = subscribe(deps.jobEvents, req.params.id);
+    try {
+      const job = await findJob(db, req.params.id);
+      const final = await waitForFinalJob(db, sub, job, deadline, watch);
+      if (final !== null) res.json(toJobDto(final));
+    } finally {
+      sub.close();
     }
-    if (watch.gone) return;
-    res.json(toJobDto(job));
   });
 
   router.get("/:id/events", async (req, res) => {
     const watch = watchClient(req, res);
-    const job = await findJob(db, req.params.id);
-    if (watch.gone) return;
-    acquireStream(req, res); // 429/503 over IAAS_MAX_STREAMS_PER_TOKEN/IAAS_MAX_STREAMS; released when the response closes
-    const resumeFrom = Number(req.header("last-event-id") ?? req.query["after"] ?? 0);
-    await streamEvents(db, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, watch, res);
+    const sub = subscribe(deps.jobEvents, req.params.id);
+    try {
+      const job = await findJob(db, req.params.id);
+      if (watch.gone) return;
+      acquireStream(req, res); // 429/503 over IAAS_MAX_STREAMS_PER_TOKEN/IAAS_MAX_STREAMS; released when the response closes
+      const resumeFrom = Number(req.header("last-event-id") ?? req.query["after"] ?? 0);
+      await streamJobEvents(db, deps.jobEvents, sub, job, Number.isFinite(resumeFrom) ? resumeFrom : 0, watch, res);
+    } finally {
+      sub.close();
+    }
   });
 
   router.post("/:id/cancel", async (req, res) => {
@@ -89,45 +95,12 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
 }
 
 /**
- * Server-Sent Events: replays events after `after`, then follows new ones until the job is final
- * or the client leaves (checked after every query; the poll timer is cut short when it does).
+ * Watches a job's events from before it is read (an id that is no UUID is unknown: 404, as
+ * findJob says).
  */
-async function streamEvents(db: PrismaClient, job: Job, after: number, watch: ClientWatch, res: Response): Promise<void> {
-  res.status(200);
-  res.setHeader("Content-Type", "text/event-stream");
-  res.setHeader("Cache-Control", "no-store");
-  res.setHeader("Connection", "keep-alive");
-  res.setHeader("X-Accel-Buffering", "no");
-  res.flushHeaders();
-  let last = after;
-  let lastWrite = Date.now();
-  while (!watch.gone) {
-    const current = await db.job.findUniqueOrThrow({ where: { id: job.id }, select: { state: true } });
-    const events = await db.jobEvent.findMany({ where: { jobId: job.id, seq: { gt: last } }, orderBy: { seq: "asc" }, take: 500 });
-    if (watch.gone) break;
-    for (const ev of events) {
-      res.write(`id: ${ev.seq}\nevent: ${ev.type}\ndata: ${JSON.stringify(toJobEventDto(ev))}\n\n`);
-      last = ev.seq;
-      lastWrite = Date.now();
-    }
-    if (events.length === 500) continue;
-    if (isTerminalJobState(current.state)) {
-      // Events are written in the same transaction as the terminal state, so none can follow.
-      const rest = await db.jobEvent.count({ where: { jobId: job.id, seq: { gt: last } } });
-      if (watch.gone) break;
-      if (rest === 0) {
-        res.write(`event: end\ndata: ${JSON.stringify({ jobId: job.id, state: current.state })}\n\n`);
-        break;
-      }
-      continue;
-    }
-    if (Date.now() - lastWrite > 15_000) {
-      res.write(": keep-alive\n\n");
-      lastWrite = Date.now();
-    }
-    await watch.sleep(POLL_MS);
-  }
-  res.end();
+function subscribe(hub: JobEventHub, ref: string): JobSubscription {
+  if (!looksLikeUuid(ref)) throw jobNotFound(ref);
+  return hub.subscribe(ref.toLowerCase());
 }
 
 /** Cancels a job that has not started, undoing what its submission reserved. */

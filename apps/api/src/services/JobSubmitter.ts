@@ -27,6 +27,8 @@ export class JobSubmitter {
     private readonly db: PrismaClient,
     private readonly queues: JobQueues,
     private readonly log: Logger,
+    /** Told of every job this submitter creates (not of replays): the jobs-submitted metric. */
+    private readonly onSubmitted: (job: Job) => void = () => undefined,
   ) {}
 
   /**
@@ -59,6 +61,7 @@ export class JobSubmitter {
       }
       throw err;
     }
+    this.onSubmitted(job);
     await this.enqueueOrDefer(job);
     return { job, replayed: false, extra };
   }

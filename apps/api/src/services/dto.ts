@@ -178,6 +178,7 @@ export function toJobDto(job: Job): JobDto {
     maxAttempts: job.maxAttempts,
     timeoutMs: job.timeoutMs,
     idempotencyKey: job.idempotencyKey,
+    requestId: job.requestId,
     projectId: job.projectId,
     actor: job.actorName !== null ? { name: job.actorName, tokenId: job.actorTokenId, requestId: job.requestId } : null,
     createdAt: job.createdAt.toISOString(),

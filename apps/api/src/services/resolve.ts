@@ -38,8 +38,12 @@ export async function findOwnImage(db: Db, ref: string): Promise<Image> {
 
 export async function findJob(db: Db, id: string): Promise<Job> {
   const job = looksLikeUuid(id) ? await db.job.findFirst({ where: { id: id.toLowerCase(), ...inProject() } }) : null;
-  if (!job) throw new IaasError("NOT_FOUND", `job '${id}' not found`, { hint: "run `iaas job list` to see recent jobs" });
+  if (!job) throw jobNotFound(id);
   return job;
+}
+
+export function jobNotFound(ref: string): IaasError {
+  return new IaasError("NOT_FOUND", `job '${ref}' not found`, { hint: "run `iaas job list` to see recent jobs" });
 }
 
 export async function findNetwork(db: Db, ref: string): Promise<Network> {

@@ -4,12 +4,13 @@ import type { Server } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { createPrismaClient, type PrismaClient } from "@iaas/db";
 import { createTestDatabase, testRedisUrl } from "@iaas/db/testing";
 import type { AuthMode } from "../auth/authenticate.js";
 import type { BackupScheduler } from "../services/BackupScheduler.js";
 import { createApp } from "../app.js";
+import { JobEventHub } from "../events/JobEventHub.js";
 import { DEFAULT_HARDENING, type HardeningConfig } from "../http/hardening.js";
 import { streamLimiterOf, type StreamLimiter } from "../http/streamLimits.js";
 import { JobQueues } from "../services/JobQueues.js";
@@ -17,6 +18,8 @@ import { TEST_HOST_NETWORK } from "./hostNetwork.js";
 
 export interface TestApi {
   db: PrismaClient;
+  /** The test database, for connections of its own (plain `pg`). */
+  databaseUrl: string;
   redis: Redis;
   queues: JobQueues;
   /** Not started: tests call `reconcile` or fire schedules themselves. */
@@ -24,6 +27,8 @@ export interface TestApi {
   prefix: string;
   store: string;
   base: string;
+  /** The hub that pushes job events to streams and waits (its `stats` count safety polls). */
+  jobEvents: JobEventHub;
   /** The app's stream limiter: `streams.total()` is the number of event/console streams open. */
   streams: StreamLimiter;
   post(p: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
@@ -33,20 +38,25 @@ export interface TestApi {
 }
 
 /** The API in-process on a fresh database and queue prefix, against the real Postgres and Redis. */
-export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<HardeningConfig> } = {}): Promise<TestApi> {
+export async function startTestApi(
+  opts: { auth?: AuthMode; hardening?: Partial<HardeningConfig>; log?: Logger; metricsToken?: string; eventSafetyPollMs?: number } = {},
+): Promise<TestApi> {
   const database = await createTestDatabase();
   const db = createPrismaClient(database.url);
   const redis = new Redis(await testRedisUrl(), { maxRetriesPerRequest: null });
   const prefix = `it-${randomBytes(4).toString("hex")}`;
   const queues = new JobQueues(redis, prefix);
   const store = await mkdtemp(path.join(os.tmpdir(), "iaas-api-"));
+  const jobEvents = new JobEventHub(db, { safetyPollMs: opts.eventSafetyPollMs ?? 5000 });
+  await jobEvents.listen(database.url);
   const { app, backupScheduler } = createApp({
     db,
     redis,
     queues,
-    log: pino({ level: "silent" }),
+    jobEvents,
+    log: opts.log ?? pino({ level: "silent" }),
     ...(opts.hardening ? { hardening: { ...DEFAULT_HARDENING, ...opts.hardening } } : {}),
-    config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600, auth: opts.auth ?? "none" },
+    config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600, auth: opts.auth ?? "none", metricsToken: opts.metricsToken },
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
@@ -57,9 +67,11 @@ export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<
   const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   return {
     db,
+    databaseUrl: database.url,
     redis,
     queues,
     backupScheduler,
+    jobEvents,
     prefix,
     store,
     base,
@@ -85,6 +97,7 @@ export async function startTestApi(opts: { auth?: AuthMode; hardening?: Partial<
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
       await backupScheduler.close();
+      await jobEvents.close();
       await queues.close();
       const keys = await redis.keys(`${prefix}:*`);
       if (keys.length) await redis.del(...keys);

@@ -127,7 +127,9 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
     case "vm.migrate": {
       const ref = job.vmId ?? job.targetName;
       if (ref === null) break;
-      const [vm, hosts] = await Promise.all([ctx.client.getVm(ref), ctx.client.listHosts().catch(() => [])]);
+      // The VM names its host; only an API that leaves hostName out needs the host list too.
+      const vm = await ctx.client.getVm(ref);
+      const hosts = vm.hostName === null ? await ctx.client.listHosts().catch(() => []) : [];
       ctx.out.line(vmDetails(vm, hostNames(hosts), ctx.now()));
       return;
     }

@@ -35,7 +35,9 @@ export function jobDetails(job: Job): string {
     ["result", job.result === null ? null : JSON.stringify(job.result)],
   ];
   if (job.idempotencyKey !== null) fields.push(["idempotency key", job.idempotencyKey]);
-  if (job.actor) fields.push(["requested by", `${job.actor.name}${job.actor.requestId ? ` (request ${job.actor.requestId})` : ""}`]);
+  if (job.actor) fields.push(["requested by", job.actor.name]);
+  const requestId = job.requestId ?? job.actor?.requestId ?? null;
+  if (requestId !== null) fields.push(["request id", requestId]);
   if (job.error !== null) {
     fields.push(["error", `${job.error.message} (${job.error.code})`]);
     if (job.error.hint !== null) fields.push(["hint", job.error.hint]);

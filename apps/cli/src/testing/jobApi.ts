@@ -16,8 +16,8 @@ export interface JobScript {
   /** The events endpoint answers 404, so clients must poll. */
   noStream?: boolean;
   /**
-   * What `event: end` carries: "summary" (`{jobId, state}`, as apps/api sends; the default),
-   * "job" (the final Job) or "none" (no data line).
+   * What `event: end` carries: "job" (the final Job, as apps/api sends; the default),
+   * "summary" (`{jobId, state}`, as older APIs sent) or "none" (no data line).
    */
   endData?: "summary" | "job" | "none";
 }
@@ -69,7 +69,7 @@ function streamEvents(script: JobScript, req: RecordedRequest, res: ServerRespon
   }
   if (script.final !== null) {
     const final = script.final;
-    const data = { summary: { jobId: final.id, state: final.state }, job: final, none: undefined }[script.endData ?? "summary"];
+    const data = { summary: { jobId: final.id, state: final.state }, job: final, none: undefined }[script.endData ?? "job"];
     writeSse(res, { event: "end", data });
     res.end();
     return;

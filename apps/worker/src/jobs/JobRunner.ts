@@ -1,9 +1,11 @@
 import { DelayedError, type Job as BullJob } from "bullmq";
 import type { Logger } from "pino";
 import { IaasError, JobPayloads, JobType, type JobProgress } from "@iaas/contracts";
-import { appendJobEvent, finishJob, isDatabaseUnavailable, recordJobProgress, renewJobLeases, startJobRun, type JobOutcome } from "@iaas/db";
+import { appendJobEvent, finishJob, isDatabaseUnavailable, recordJobProgress, renewJobLeases, startJobRun, type Job, type JobOutcome } from "@iaas/db";
 import type { DatabaseGate } from "./DatabaseGate.js";
 import type { HandlerContext, HandlerRegistry, JobHandler, WorkerServices } from "./HandlerContext.js";
+import type { JobMetrics } from "../metrics/WorkerMetrics.js";
+import { jobLogBindings, runWithJobLog } from "./jobLog.js";
 import { toIaasError } from "./toIaasError.js";
 
 export interface QueueJobData {
@@ -23,6 +25,8 @@ export interface JobRunnerOptions {
   leaseMs: number;
   /** Pauses taking jobs while Postgres is unreachable. */
   gate: DatabaseGate;
+  /** Told of job starts and outcomes (the worker's Prometheus metrics). */
+  metrics?: JobMetrics;
 }
 
 /** Redeliveries of a job whose worker died this many times more than its attempts make it fail. */
@@ -111,25 +115,34 @@ export class JobRunner {
       this.log.warn({ jobId }, "delivery for a job that Postgres does not know; dropped");
       return;
     }
-    const log = this.log.child({ jobId, type: row.type, vmId: row.vmId ?? undefined, imageId: row.imageId ?? undefined, hostId });
+    // Every line of the job's handling names it: its child logger here, and (runWithJobLog) the
+    // lines of the shared services it calls; hostId is in the worker logger's base.
+    const bindings = jobLogBindings(row);
+    const log = this.log.child(bindings);
+    return runWithJobLog(bindings, () => this.runJob(log, jobId, hostId, row.state));
+  }
+
+  private async runJob(log: Logger, jobId: string, hostId: string, rowState: string): Promise<void> {
+    const { db } = this.services;
     const started = await startJobRun(db, jobId, { hostId, instanceId: this.options.instanceId, leaseMs: this.options.leaseMs });
     if (!started) {
-      log.info({ state: row.state }, "job is no longer to be run (final or cancelled); skipped");
+      log.info({ state: rowState }, "job is no longer to be run (final or cancelled); skipped");
       return;
     }
     const { job, resumed } = started;
+    if (job.attempts === 1 && !resumed && job.startedAt) this.options.metrics?.started(job.type, (job.startedAt.getTime() - job.createdAt.getTime()) / 1000);
     // Attempts are counted in Postgres: BullMQ's count restarts when the relay re-adds a job.
     const attempt = job.attempts;
     const poisoned = resumed && attempt > job.maxAttempts + CRASH_ALLOWANCE;
     const type = JobType.safeParse(job.type);
     const handler = type.success ? (this.handlers[type.data] as JobHandler<JobType> | undefined) : undefined;
     if (!type.success || !handler) {
-      await this.finish(jobId, { state: "failed", error: { code: "INTERNAL", message: `host ${hostId} has no handler for job type '${job.type}'`, hint: "upgrade the worker" } });
+      await this.finish(job, { state: "failed", error: { code: "INTERNAL", message: `host ${hostId} has no handler for job type '${job.type}'`, hint: "upgrade the worker" } });
       return;
     }
     const payload = JobPayloads[type.data].safeParse(job.payload);
     if (!payload.success) {
-      await this.finish(jobId, { state: "failed", error: { code: "VALIDATION_FAILED", message: `job payload is invalid: ${payload.error.message}`, hint: null } });
+      await this.finish(job, { state: "failed", error: { code: "VALIDATION_FAILED", message: `job payload is invalid: ${payload.error.message}`, hint: null } });
       return;
     }
 
@@ -164,7 +177,7 @@ export class JobRunner {
         });
       }
       const result = await handler.run(ctx);
-      await this.finish(jobId, { state: "succeeded", result: result as Record<string, unknown>, message: handler.describe?.(result) ?? "job succeeded" });
+      await this.finish(job, { state: "succeeded", result: result as Record<string, unknown>, message: handler.describe?.(result) ?? "job succeeded" });
       log.info("job succeeded");
     } catch (thrown) {
       // Postgres went away under the handler: the run is put back and resumes (handlers check the
@@ -185,7 +198,7 @@ export class JobRunner {
       } catch (settleErr) {
         log.error({ err: settleErr }, "could not settle after failure");
       }
-      await this.finish(jobId, { state: cancelled ? "cancelled" : "failed", error: error.toJobError() });
+      await this.finish(job, { state: cancelled ? "cancelled" : "failed", error: error.toJobError() });
     } finally {
       clearTimeout(timer);
       this.running.delete(jobId);
@@ -197,10 +210,13 @@ export class JobRunner {
    * retried with backoff while the database is unreachable (the job's lease lapses meanwhile; a
    * redelivery finds the outcome recorded or does the idempotent work again).
    */
-  private async finish(jobId: string, outcome: JobOutcome): Promise<void> {
+  private async finish(job: Pick<Job, "id" | "type" | "startedAt">, outcome: JobOutcome): Promise<void> {
+    const jobId = job.id;
     for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
       try {
-        await finishJob(this.services.db, jobId, outcome);
+        if (await finishJob(this.services.db, jobId, outcome)) {
+          this.options.metrics?.finished(job.type, outcome.state, job.startedAt ? (Date.now() - job.startedAt.getTime()) / 1000 : null);
+        }
         return;
       } catch (err) {
         if (!isDatabaseUnavailable(err) || this.options.gate.stopping) throw err;

@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, rm, stat, unlink } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, rm, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import {
   buildQemuArgv,
@@ -6,6 +6,7 @@ import {
   isQemuProcess,
   launchQemu,
   QmpClient,
+  readCmdline,
   readPidfile,
   runAsArgv,
   userCanOpen,
@@ -86,6 +87,22 @@ export class VmRuntime {
     const pid = await readPidfile(this.files(vm.id).pidfile);
     if (pid === null) return null;
     return (await isQemuProcess(pid, vm.name)) ? pid : null;
+  }
+
+  /**
+   * QEMU processes alive on this host, from the VMs' pidfiles (one per VM directory, so the cost
+   * is the number of VMs here): the `iaas_qemu_processes` gauge.
+   */
+  async countQemuProcesses(): Promise<number> {
+    const dirs = await readdir(path.join(this.config.dataDir, "vms")).catch(() => [] as string[]);
+    const alive = await Promise.all(
+      dirs.map(async (vmId) => {
+        const pid = await readPidfile(this.files(vmId).pidfile).catch(() => null);
+        if (pid === null || !(await isProcessAlive(pid))) return false;
+        return path.basename((await readCmdline(pid))?.[0] ?? "").includes("qemu");
+      }),
+    );
+    return alive.filter(Boolean).length;
   }
 
   async diskExists(vmId: string): Promise<boolean> {

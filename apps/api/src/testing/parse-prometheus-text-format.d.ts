@@ -1,0 +1,19 @@
+/** Types of parse-prometheus-text-format (the package ships none): prom2json's shape. */
+declare module "parse-prometheus-text-format" {
+  interface Sample {
+    labels?: Record<string, string>;
+    value?: string;
+    buckets?: Record<string, string>;
+    quantiles?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }
+  interface MetricFamily {
+    name: string;
+    help: string;
+    type: "COUNTER" | "GAUGE" | "HISTOGRAM" | "SUMMARY" | "UNTYPED";
+    metrics: Sample[];
+  }
+  function parsePrometheusTextFormat(text: string): MetricFamily[];
+  export = parsePrometheusTextFormat;
+}
