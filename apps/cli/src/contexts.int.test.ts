@@ -4,11 +4,11 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../apps/api/src/testing/testApi.js";
-import { runIaas } from "../../apps/cli/src/testing/runIaas.js";
+import { startTestApi, type TestApi } from "../../api/src/testing/testApi.js";
+import { runIaas } from "./testing/runIaas.js";
 
 const run = promisify(execFile);
-const CLI_BIN = path.resolve(import.meta.dirname, "../../apps/cli/bin/iaas.mjs");
+const CLI_BIN = path.resolve(import.meta.dirname, "../bin/iaas.mjs");
 
 // Contexts and shell completion against the real API (and, for completion, the built `iaas` in a
 // real bash).

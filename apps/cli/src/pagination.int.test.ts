@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { MAX_PAGE_LIMIT } from "@iaas/contracts";
-import { startTestApi, type TestApi } from "../../apps/api/src/testing/testApi.js";
-import { runIaas } from "../../apps/cli/src/testing/runIaas.js";
+import { startTestApi, type TestApi } from "../../api/src/testing/testApi.js";
+import { runIaas } from "./testing/runIaas.js";
 
 // Cursor paging of the list endpoints, and the CLI's --limit / --all / -o yaml, against the real
 // API on a real Postgres (no worker: created VMs stay `creating`, which is all a list needs).
