@@ -92,7 +92,7 @@ if [ "$demo_state" = ready ]; then
 fi
 if [ -n "$demo_state" ] && [ "$demo_state" != ready ]; then
   log "the demo image is in state $demo_state${demo_reason:+ ($demo_reason)}; deleting it and importing it again"
-  iaas image delete demo --wait >/dev/null || die "could not delete the demo image (see above); delete it with: npx iaas image delete demo --wait"
+  iaas image delete demo --wait >/dev/null || die "could not delete the demo image (see above); delete it with: iaas image delete demo --wait"
   demo_state=""
 fi
 if [ -z "$demo_state" ]; then
@@ -105,14 +105,17 @@ fi
 
 node apps/cli/dist/main.js host list
 node apps/cli/dist/main.js network list
+log "putting iaas on your PATH"
+bash scripts/link-cli.sh
 cat <<MSG
 
 The stack is up: API $URL, worker for host '$IAAS_HOST_ID' ($IAAS_ACCEL). Logs: .iaas/logs/.
 Try:
-  npx iaas vm create hello --image demo --start --wait
-  npx iaas vm ip hello
-  npx iaas vm console hello
-  npx iaas vm stop hello --wait
-  npx iaas job list
+  iaas vm create hello --image demo --start --wait
+  iaas vm ip hello
+  iaas vm console hello
+  iaas vm stop hello --wait
+  iaas job list
+  source <(iaas completion bash)     # tab completion (zsh, fish: iaas completion --help)
 Stop the API and the worker (VMs keep running) with: npm run down
 MSG

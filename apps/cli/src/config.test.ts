@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { configFilePath, DEFAULT_API_URL, resolveConfig } from "./config.js";
+import { configFilePath, contextsOf, DEFAULT_API_URL, migrateToContexts, resolveConfig, withLogin } from "./config.js";
 
 const HOME = "/home/ada";
 const DEFAULT_FILE = "/home/ada/.config/iaas/config.json";
@@ -77,5 +77,34 @@ describe("resolveConfig", () => {
         expect(err).toMatchObject({ exitCode: 2 });
       }
     }
+  });
+});
+
+describe("contexts in the config file", () => {
+  const CFG = configFilePath({}, HOME);
+  const withContexts = JSON.stringify({
+    contexts: { a: { url: "http://a:8080", token: "ta", project: "pa" }, b: { url: "http://b:8080" } },
+    currentContext: "a",
+  });
+
+  it("takes each setting from the flag, then the environment, then the chosen context", () => {
+    const read = files({ [CFG]: withContexts });
+    expect(resolveConfig({ flagUrl: undefined, env: {}, homedir: HOME, readFile: read })).toMatchObject({ context: "a", url: "http://a:8080", token: "ta", project: "pa" });
+    expect(resolveConfig({ flagUrl: undefined, env: { IAAS_CONTEXT: "b" }, homedir: HOME, readFile: read })).toMatchObject({ context: "b", url: "http://b:8080", token: null });
+    expect(resolveConfig({ flagUrl: undefined, flagContext: "a", env: { IAAS_CONTEXT: "b" }, homedir: HOME, readFile: read })).toMatchObject({ context: "a" });
+    expect(resolveConfig({ flagUrl: "http://c:1", env: { IAAS_URL: "http://d:1", IAAS_TOKEN: "te" }, homedir: HOME, readFile: read })).toMatchObject({ url: "http://c:1", token: "te", project: "pa" });
+    expect(() => resolveConfig({ flagUrl: undefined, flagContext: "zz", env: {}, homedir: HOME, readFile: read })).toThrow("context 'zz' (from --context) does not exist (known: a, b)");
+  });
+
+  it("reads a single-API file as the context 'default', and a login into it converts the file", () => {
+    const legacy = { url: "http://old:8080", token: "t0" };
+    expect(contextsOf(legacy)).toEqual({ default: { url: "http://old:8080", token: "t0", project: undefined } });
+    expect(resolveConfig({ flagUrl: undefined, flagContext: "default", env: {}, homedir: HOME, readFile: files({ [CFG]: JSON.stringify(legacy) }) })).toMatchObject({ url: "http://old:8080", token: "t0" });
+    expect(withLogin(legacy, null, { url: "http://new:8080", token: "t1" })).toEqual({ url: "http://new:8080", token: "t1" });
+    expect(withLogin(legacy, "lab", { url: "http://lab:8080", token: "t2" })).toEqual({
+      contexts: { default: { url: "http://old:8080", token: "t0", project: undefined }, lab: { url: "http://lab:8080", token: "t2" } },
+      currentContext: "default",
+    });
+    expect(migrateToContexts({})).toEqual({ contexts: {} });
   });
 });

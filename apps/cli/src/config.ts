@@ -4,14 +4,27 @@ import { z } from "zod";
 import { looksLikeUuid, ProjectName } from "@iaas/contracts";
 import { usageError } from "./CliError.js";
 
-export const DEFAULT_API_URL = "http://127.0.0.1:8080";
+import { DEFAULT_API_URL } from "./defaults.js";
+
+export { DEFAULT_API_URL };
 
 /** `~/.config/iaas/config.json` (or `$IAAS_CONFIG`): every member optional (`iaas login` writes it). */
-export const ConfigFile = z.object({
+export const ContextEntry = z.object({
   url: z.string().min(1).optional(),
   token: z.string().min(1).optional(),
   /** The project to act in (sent as `X-Iaas-Project`). */
   project: z.string().min(1).optional(),
+});
+export type ContextEntry = z.infer<typeof ContextEntry>;
+
+/**
+ * The config file. A single API at the top level (as `iaas login` wrote it before contexts), or
+ * named contexts (`iaas context add`), one of them current; the top-level members are read as
+ * the context "default" while `contexts` is absent.
+ */
+export const ConfigFile = ContextEntry.extend({
+  contexts: z.record(z.string(), ContextEntry).optional(),
+  currentContext: z.string().min(1).optional(),
 });
 export type ConfigFile = z.infer<typeof ConfigFile>;
 
@@ -28,6 +41,8 @@ export interface ResolvedConfig {
   /** The project to act in (name or id), sent as `X-Iaas-Project`; null: none (the token's, or `default`). */
   project: string | null;
   projectSource: ProjectSource | null;
+  /** The context used (`--context`, IAAS_CONTEXT, the config file's current one); null: none. */
+  context: string | null;
   /** The config file consulted (whether or not it exists). */
   configPath: string;
   configFound: boolean;
@@ -35,6 +50,7 @@ export interface ResolvedConfig {
 
 export interface ConfigInputs {
   flagUrl: string | undefined;
+  flagContext?: string | undefined;
   flagProject?: string | undefined;
   env: Readonly<Record<string, string | undefined>>;
   homedir: string;
@@ -49,7 +65,46 @@ export function configFilePath(env: Readonly<Record<string, string | undefined>>
 }
 
 /**
- * Resolves the API URL, token and project. URL: `--url`, then `IAAS_URL`, then the config file,
+ * The context to use: `--context`, then IAAS_CONTEXT, then the file's current one; without any,
+ * the file's top-level members. A context that is named but missing is a usage error.
+ */
+function selectContext(file: ConfigFile, inputs: ConfigInputs, configPath: string): { name: string | null; entry: ContextEntry } {
+  const flag = nonEmpty(inputs.flagContext);
+  const env = nonEmpty(inputs.env.IAAS_CONTEXT);
+  const name = flag ?? env ?? file.currentContext ?? null;
+  if (name === null) return { name: null, entry: file };
+  const contexts = contextsOf(file);
+  const entry = contexts[name];
+  if (entry === undefined) {
+    const from = flag !== undefined ? "--context" : env !== undefined ? "IAAS_CONTEXT" : configPath;
+    const known = Object.keys(contexts);
+    throw usageError(
+      `context '${name}' (from ${from}) does not exist${known.length > 0 ? ` (known: ${known.join(", ")})` : ""}`,
+      "list them with `iaas context list`; add one with `iaas context add NAME --url URL`",
+    );
+  }
+  return { name, entry };
+}
+
+/** The file's contexts by name; a file without `contexts` has its top-level members as "default". */
+export function contextsOf(file: ConfigFile): Record<string, ContextEntry> {
+  if (file.contexts !== undefined) return file.contexts;
+  if (file.url === undefined && file.token === undefined && file.project === undefined) return {};
+  return { [DEFAULT_CONTEXT]: { url: file.url, token: file.token, project: file.project } };
+}
+
+/** The name the top-level (single API) settings of an older config file get as a context. */
+export const DEFAULT_CONTEXT = "default";
+
+/** A config file parsed and checked (an empty one when it does not exist). */
+export function readConfigFile(file: string, readFile: (file: string) => string | null = readFileIfExists): ConfigFile {
+  const text = readFile(file);
+  return text === null ? {} : parseConfigFile(text, file);
+}
+
+/**
+ * Resolves the API URL, token and project, each from the flag, then the environment, then the
+ * context chosen by `--context` / IAAS_CONTEXT / the file (see selectContext). URL: `--url`, then `IAAS_URL`, then the config file,
  * then http://127.0.0.1:8080. Token: `IAAS_TOKEN`, then the config file. Project: `--project`,
  * then `IAAS_PROJECT`, then the config file, else none (the API picks the token's, or `default`).
  */
@@ -61,7 +116,7 @@ export function resolveConfig(inputs: ConfigInputs): ResolvedConfig {
   if (text === null && explicitPath) {
     throw usageError(`config file ${configPath} (from IAAS_CONFIG) does not exist`, "create it, or unset IAAS_CONFIG");
   }
-  const file = text === null ? {} : parseConfigFile(text, configPath);
+  const { name: context, entry: file } = selectContext(text === null ? {} : parseConfigFile(text, configPath), inputs, configPath);
 
   const flagUrl = nonEmpty(inputs.flagUrl);
   const envUrl = nonEmpty(inputs.env.IAAS_URL);
@@ -93,6 +148,7 @@ export function resolveConfig(inputs: ConfigInputs): ResolvedConfig {
     tokenSource,
     project: project === null ? null : checkProjectRef(project, projectSource === "config file" ? configPath : (projectSource ?? "--project")),
     projectSource,
+    context,
     configPath,
     configFound: text !== null,
   };
@@ -182,7 +238,7 @@ function parseConfigFile(text: string, file: string): ConfigFile {
   const parsed = ConfigFile.safeParse(json);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-    throw usageError(`config file ${file} is invalid: ${issues}`, 'expected {"url": "http://…", "token": "…", "project": "…"} (all optional)');
+    throw usageError(`config file ${file} is invalid: ${issues}`, 'expected {"url": "http://…", "token": "…", "project": "…"} or {"contexts": {"NAME": {"url": …}}, "currentContext": "NAME"}');
   }
   return parsed.data;
 }
@@ -198,4 +254,44 @@ function readFileIfExists(file: string): string | null {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+/**
+ * The config object in the contexts form: the top-level url/token/project of an older file become
+ * the context "default" (made current); other members are kept.
+ */
+export function migrateToContexts(saved: Record<string, unknown>): Record<string, unknown> & { contexts: Record<string, ContextEntry> } {
+  const parsed = ConfigFile.safeParse(saved);
+  if (!parsed.success) throw usageError("the config file is invalid", "fix or remove it, then log in again");
+  const { url, token, project, ...rest } = saved;
+  const contexts = { ...contextsOf(parsed.data) };
+  const migrated: Record<string, unknown> & { contexts: Record<string, ContextEntry> } = { ...rest, contexts };
+  if (parsed.data.contexts === undefined && (url !== undefined || token !== undefined || project !== undefined)) migrated.currentContext = DEFAULT_CONTEXT;
+  return migrated;
+}
+
+/**
+ * `saved` with the login `entry` stored: in context `name` (or the current one) when the file has
+ * contexts or a name is given; at the top level of a single-API file otherwise.
+ */
+export function withLogin(saved: Record<string, unknown>, name: string | null, entry: ContextEntry): Record<string, unknown> {
+  if (name === null && saved.contexts === undefined) {
+    const next: Record<string, unknown> = { ...saved, ...entry };
+    if (entry.project === undefined) delete next.project;
+    return next;
+  }
+  const migrated = migrateToContexts(saved);
+  const current = typeof migrated.currentContext === "string" ? migrated.currentContext : null;
+  const target = name ?? current ?? DEFAULT_CONTEXT;
+  migrated.contexts[target] = entry;
+  if (current === null) migrated.currentContext = target;
+  return migrated;
+}
+
+/** The saved settings of context `name` (else the current one, else the top-level ones); {} when none. */
+export function savedContext(saved: Record<string, unknown>, name: string | null): ContextEntry {
+  const parsed = ConfigFile.safeParse(saved);
+  if (!parsed.success) return {};
+  const contexts = contextsOf(parsed.data);
+  return contexts[name ?? parsed.data.currentContext ?? DEFAULT_CONTEXT] ?? {};
 }

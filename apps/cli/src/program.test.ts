@@ -192,7 +192,7 @@ describe("iaas errors and exit codes", () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("error: required option '--image <image>' not specified");
     expect((await iaas(["vm", "frobnicate"], url)).code).toBe(2);
-    expect((await iaas(["--output", "yaml", "vm", "list"], url)).code).toBe(2);
+    expect((await iaas(["--output", "xml", "vm", "list"], url)).code).toBe(2);
     expect((await iaas(["vm", "create", "Web_1", "--image", "x"], url)).code).toBe(2);
     const help = await iaas(["--help"], url);
     expect(help.code).toBe(0);

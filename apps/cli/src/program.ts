@@ -1,22 +1,12 @@
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { z } from "zod";
 import { ExitCode } from "@iaas/contracts";
 import { CliError } from "./CliError.js";
-import { DEFAULT_API_URL } from "./config.js";
-import { registerAuditCommands } from "./commands/audit.js";
-import { registerAuthCommands } from "./commands/auth.js";
-import { registerBackupCommands } from "./commands/backup.js";
-import { CommandContext, type CliDeps, type ContextFactory } from "./commands/CommandContext.js";
-import { registerExportCommands } from "./commands/export.js";
+import { DEFAULT_API_URL } from "./defaults.js";
+import type { CliDeps } from "./commands/CommandContext.js";
 import { globalOptions, repeatGlobalOptions } from "./commands/globalOptions.js";
-import { registerHostCommands } from "./commands/host.js";
-import { registerImageCommands } from "./commands/image.js";
-import { registerJobCommands } from "./commands/job.js";
-import { registerNetworkCommands } from "./commands/network.js";
-import { registerProjectCommands } from "./commands/project.js";
-import { registerTokenCommands } from "./commands/token.js";
-import { registerVmCommands } from "./commands/vm.js";
+import { commandModulesFor, loadCommands } from "./commands/commandModules.js";
+import { colourEnabled } from "./output/colour.js";
 import { Output } from "./output/Output.js";
 
 const HELP_AFTER = `
@@ -25,8 +15,17 @@ Environment:
   IAAS_TOKEN    API token, sent as "Authorization: Bearer <token>" (wins over the config file)
   IAAS_PROJECT  project to act in, sent as "X-Iaas-Project: <name>" (--project wins; then
                 IAAS_PROJECT, the config file; else the token's project, or "default")
-  IAAS_CONFIG   config file (default ~/.config/iaas/config.json), written by \`iaas login\`:
-                {"url": "...", "token": "...", "project": "..."}
+  IAAS_CONTEXT  the saved API to use (--context wins; else the config file's current context);
+                each setting then comes from its flag, its variable, then the context
+  IAAS_CONFIG   config file (default ~/.config/iaas/config.json, mode 0600), written by
+                \`iaas login\` and \`iaas context add|use|remove\`:
+                {"contexts": {"NAME": {"url": "...", "token": "...", "project": "..."}},
+                 "currentContext": "NAME"}  (an older {"url", "token", "project"} is "default")
+  NO_COLOR      set (non-empty): no colour even on a terminal
+
+Output:
+  -o table (default), -o json or -o yaml (the same data as json). Lists take --limit N and --all
+  (every page). Tab completion: source <(iaas completion bash) (also zsh, fish).
 
 Security:
   The API wants an API token: \`iaas login --url URL --token T\` checks one and saves it
@@ -103,13 +102,25 @@ Examples:
   iaas job logs 3f1c2a9e --follow
 `;
 
+/** The version in the CLI's package.json: beside src/ and dist/, or two up from the bundle (dist/bundle/). */
 function cliVersion(): string {
-  const pkg = z.object({ version: z.string() }).safeParse(createRequire(import.meta.url)("../package.json"));
-  return pkg.success ? pkg.data.version : "unknown";
+  for (const relative of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg: unknown = JSON.parse(readFileSync(new URL(relative, import.meta.url), "utf8"));
+      if (typeof pkg === "object" && pkg !== null && "name" in pkg && pkg.name === "@iaas/cli" && "version" in pkg && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // not there: try the next place
+    }
+  }
+  return "unknown";
 }
 
-/** The `iaas` command tree. Commander errors are thrown (exitOverride), not exited on. */
-export function buildProgram(deps: CliDeps): Command {
+/**
+ * The `iaas` command tree. Commander errors are thrown (exitOverride), not exited on. With `argv`,
+ * only the command modules that `argv` names are loaded (a CLI start pays for the command it
+ * runs, not for all of them); without it, or for help and unknown commands, all are.
+ */
+export async function buildProgram(deps: CliDeps, argv?: readonly string[]): Promise<Command> {
   const program = new Command("iaas")
     .description("Minimal IaaS Manager: run QEMU virtual machines through durable jobs")
     .version(cliVersion(), "-V, --version", "print the CLI version")
@@ -123,19 +134,7 @@ export function buildProgram(deps: CliDeps): Command {
     .enablePositionalOptions()
     .addHelpText("after", HELP_AFTER);
   for (const option of globalOptions()) program.addOption(option.long === "--output" ? option.default("table") : option);
-
-  const ctxOf: ContextFactory = (command, target) => new CommandContext(deps, command, target);
-  registerAuthCommands(program, ctxOf, deps);
-  registerVmCommands(program, ctxOf);
-  registerImageCommands(program, ctxOf);
-  registerNetworkCommands(program, ctxOf);
-  registerBackupCommands(program, ctxOf);
-  registerExportCommands(program, ctxOf);
-  registerJobCommands(program, ctxOf);
-  registerHostCommands(program, ctxOf);
-  registerProjectCommands(program, ctxOf);
-  registerTokenCommands(program, ctxOf);
-  registerAuditCommands(program, ctxOf);
+  await loadCommands(program, deps, commandModulesFor(argv));
   repeatGlobalOptions(program);
   return program;
 }
@@ -145,13 +144,13 @@ export function buildProgram(deps: CliDeps): Command {
  * errors are printed as `error: …` / `hint: …`; commander's usage errors are exit 2.
  */
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
-  const program = buildProgram(deps);
   try {
+    const program = await buildProgram(deps, argv);
     await program.parseAsync([...argv], { from: "user" });
     return ExitCode.OK;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
-    const out = new Output(deps.stdout, deps.stderr, "table");
+    const out = new Output(deps.stdout, deps.stderr, "table", undefined, colourEnabled(deps.stderr, deps.env));
     if (err instanceof CliError) {
       if (!err.silent) out.error(err);
       return err.exitCode;

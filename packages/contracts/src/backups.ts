@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ImageName, SizeInput, VmName } from "./resources.js";
 import { NicRequest } from "./networks.js";
+import { PageQuery } from "./pagination.js";
 
 export const BackupKind = z.enum(["full", "incremental"]);
 export type BackupKind = z.infer<typeof BackupKind>;
@@ -71,6 +72,7 @@ export type Backup = z.infer<typeof Backup>;
 export const BackupListQuery = z.object({
   /** A VM's name or id; backups of a deleted VM are found by the name it had. */
   vm: z.string().min(1).optional(),
+  ...PageQuery.shape,
 });
 export type BackupListQuery = z.infer<typeof BackupListQuery>;
 

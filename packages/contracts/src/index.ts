@@ -14,3 +14,4 @@ export * from "./imageIntegrity.js";
 export * from "./env.js";
 export * from "./logRedaction.js";
 export * from "./metricsAuth.js";
+export * from "./pagination.js";

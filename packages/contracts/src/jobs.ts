@@ -2,6 +2,7 @@ import { z } from "zod";
 import { JobError } from "./errors.js";
 import { ImageState, JobState, VmState } from "./states.js";
 import { ImageFormat } from "./resources.js";
+import { PageCursor, PageLimit } from "./pagination.js";
 
 export const JobProgress = z.object({
   phase: z.string(),
@@ -311,7 +312,8 @@ export const JobListQuery = z.object({
   state: JobState.optional(),
   type: JobType.optional(),
   host: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  limit: PageLimit.default(50),
+  cursor: PageCursor.optional(),
 });
 export type JobListQuery = z.infer<typeof JobListQuery>;
 

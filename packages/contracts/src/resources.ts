@@ -230,8 +230,12 @@ export const VmCreateDryRun = z.object({
 });
 export type VmCreateDryRun = z.infer<typeof VmCreateDryRun>;
 
+/**
+ * A page of a list: `items`, and `nextCursor` to pass as `?cursor=` for the next page (null on
+ * the last page; absent from APIs older than cursor paging).
+ */
 export function listOf<T extends z.ZodTypeAny>(item: T) {
-  return z.object({ items: z.array(item) });
+  return z.object({ items: z.array(item), nextCursor: z.string().nullish() });
 }
 
 export const ExportRequest = z.object({

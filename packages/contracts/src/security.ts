@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SizeInput } from "./resources.js";
+import { PageCursor, PageLimit } from "./pagination.js";
 
 /** The project everything belongs to unless told otherwise; it always exists. */
 export const DEFAULT_PROJECT_ID = "00000000-0000-4000-8000-000000000001";
@@ -124,7 +125,8 @@ export const AuditListQuery = z.object({
   /** ISO time, or a duration back from now ("1h", "7d"). */
   since: z.string().min(1).optional(),
   outcome: z.enum(["allowed", "denied", "failed"]).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: PageLimit.default(100),
+  cursor: PageCursor.optional(),
 });
 export type AuditListQuery = z.infer<typeof AuditListQuery>;
 

@@ -21,6 +21,7 @@ import { validate } from "../http/validate.js";
 import { projectUsage, type ProjectService } from "../services/ProjectService.js";
 import { findImage } from "../services/resolve.js";
 import { toImageDto } from "../services/dto.js";
+import { BY_NAME, OLDEST_FIRST, pageArgs, pageOf, pageRequest, pageResult, type SortKey } from "../http/paginate.js";
 
 async function projectDto(db: PrismaClient, p: Project): Promise<ProjectDto> {
   return { id: p.id, name: p.name, description: p.description, quota: ProjectQuota.parse(p.quota), usage: await projectUsage(db, p.id), createdAt: p.createdAt.toISOString() };
@@ -74,13 +75,18 @@ function sinceOf(input: string): Date {
   }
 }
 
+/** The audit trail, newest first (its ids grow). */
+const AUDIT_KEYS: readonly SortKey[] = [{ field: "id", dir: "desc", kind: "bigint" }];
+
 /** Projects, tokens, the audit trail, `whoami`; host drain; making an image public. */
 export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }): { projects: Router; tokens: Router; audit: Router; whoami: Router; hostAdmin: Router; imageAdmin: Router } {
   const { db, projects } = deps;
 
   const projectRouter = guardedRouter("/v1/projects");
-  projectRouter.get("/", async (_req, res) => {
-    res.json({ items: await Promise.all((await projects.list()).map((p) => projectDto(db, p))) });
+  projectRouter.get("/", async (req, res) => {
+    const page = pageRequest(req.query, BY_NAME);
+    const { items, nextCursor } = pageResult(await projects.list((where) => pageArgs(where, BY_NAME, page)), BY_NAME, page);
+    res.json({ items: await Promise.all(items.map((p) => projectDto(db, p))), nextCursor });
   });
   projectRouter.post("/", async (req, res) => {
     const created = await projects.create(validate(ProjectCreateRequest, req.body, "project"));
@@ -98,9 +104,11 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
   });
 
   const tokenRouter = guardedRouter("/v1/tokens");
-  tokenRouter.get("/", async (_req, res) => {
-    const items = await db.apiToken.findMany({ include: { project: true }, orderBy: { createdAt: "asc" } });
-    res.json({ items: items.map(tokenDto) });
+  tokenRouter.get("/", async (req, res) => {
+    const page = pageRequest(req.query, OLDEST_FIRST);
+    const rows = await db.apiToken.findMany({ ...pageArgs<Prisma.ApiTokenWhereInput>({}, OLDEST_FIRST, page), include: { project: true } });
+    const { items, nextCursor } = pageResult(rows, OLDEST_FIRST, page);
+    res.json({ items: items.map(tokenDto), nextCursor });
   });
   tokenRouter.post("/", async (req, res) => {
     const body = validate(TokenCreateRequest, req.body, "token");
@@ -140,9 +148,10 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
     if (q.project) where.projectId = (await projects.find(q.project)).id;
     if (q.since) where.at = { gte: sinceOf(q.since) };
     if (q.outcome) where.outcome = q.outcome;
-    const rows = await db.auditEvent.findMany({ where, orderBy: { id: "desc" }, take: q.limit });
+    const page = pageOf(q.limit, q.cursor, AUDIT_KEYS);
+    const { items, nextCursor } = pageResult(await db.auditEvent.findMany(pageArgs(where, AUDIT_KEYS, page)), AUDIT_KEYS, page);
     const names = new Map((await db.project.findMany({ select: { id: true, name: true } })).map((p) => [p.id, p.name]));
-    res.json({ items: rows.map((r) => auditDto(r, names)) });
+    res.json({ items: items.map((r) => auditDto(r, names)), nextCursor });
   });
 
   const whoami = guardedRouter("/v1/whoami");

@@ -1,11 +1,12 @@
 import { type Request, type Router } from "express";
 import { guardedRouter } from "../auth/permissions.js";
-import { BackupListQuery, BackupRestoreRequest, BackupVmCreateRequest } from "@iaas/contracts";
+import { BackupListQuery, BackupRestoreRequest, BackupVmCreateRequest, DEFAULT_PAGE_LIMIT } from "@iaas/contracts";
 import type { Backup, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import { findBackup, type BackupService } from "../services/BackupService.js";
 import { toBackupDto, toVmDto, VM_DTO_INCLUDE } from "../services/dto.js";
 import { requestHash } from "../services/JobSubmitter.js";
+import { NEWEST_FIRST, pageArgs, pageOf, pageResult } from "../http/paginate.js";
 
 function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
@@ -33,7 +34,9 @@ export function backupRoutes(deps: { db: PrismaClient; backups: BackupService })
 
   router.get("/", async (req, res) => {
     const query = validate(BackupListQuery, req.query, "backup list query");
-    res.json({ items: await backupDtos(db, await backups.list(query.vm)) });
+    const page = pageOf(query.limit ?? DEFAULT_PAGE_LIMIT, query.cursor, NEWEST_FIRST);
+    const { items, nextCursor } = pageResult(await backups.list(query.vm, (where) => pageArgs(where, NEWEST_FIRST, page)), NEWEST_FIRST, page);
+    res.json({ items: await backupDtos(db, items), nextCursor });
   });
 
   router.get("/:id", async (req, res) => {

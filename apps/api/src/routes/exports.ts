@@ -3,16 +3,18 @@ import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import path from "node:path";
 import { IaasError } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import type { Prisma, PrismaClient } from "@iaas/db";
 import { toExportDto } from "../services/dto.js";
 import type { ExportService } from "../services/ExportService.js";
+import { NEWEST_FIRST, pageArgs, pageRequest, pageResult } from "../http/paginate.js";
 
 export function exportRoutes(deps: { db: PrismaClient; exports: ExportService; store: string }): Router {
   const router = guardedRouter("/v1/exports");
 
-  router.get("/", async (_req, res) => {
-    const items = await deps.db.export.findMany({ where: inProject(), orderBy: { createdAt: "desc" }, take: 500 });
-    res.json({ items: items.map(toExportDto) });
+  router.get("/", async (req, res) => {
+    const page = pageRequest(req.query, NEWEST_FIRST);
+    const { items, nextCursor } = pageResult(await deps.db.export.findMany(pageArgs<Prisma.ExportWhereInput>(inProject(), NEWEST_FIRST, page)), NEWEST_FIRST, page);
+    res.json({ items: items.map(toExportDto), nextCursor });
   });
 
   router.get("/:id", async (req, res) => {

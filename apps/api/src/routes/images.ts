@@ -2,13 +2,14 @@ import { type Request, type Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import { ExportRequest, ImageCreateRequest } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import type { Prisma, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import { isAwaitingUpload, toExportDto, toImageDto } from "../services/dto.js";
 import type { ExportService } from "../services/ExportService.js";
 import type { ImageService } from "../services/ImageService.js";
 import { requestHash } from "../services/JobSubmitter.js";
 import { findImage } from "../services/resolve.js";
+import { BY_NAME, pageArgs, pageRequest, pageResult } from "../http/paginate.js";
 
 const withUsers = { vms: { select: { id: true, name: true } } } as const;
 
@@ -24,9 +25,11 @@ export function imageRoutes(deps: { db: PrismaClient; images: ImageService; expo
   const dto = async (image: Parameters<typeof toImageDto>[0]) => toImageDto(image, isAwaitingUpload(image) ? await images.uploadOffset(image) : null);
   const show = async (id: string) => dto(await db.image.findUniqueOrThrow({ where: { id }, include: withUsers }));
 
-  router.get("/", async (_req, res) => {
-    const items = await db.image.findMany({ where: { OR: [inProject(), { public: true }] }, include: withUsers, orderBy: { name: "asc" } });
-    res.json({ items: await Promise.all(items.map(dto)) });
+  router.get("/", async (req, res) => {
+    const page = pageRequest(req.query, BY_NAME);
+    const rows = await db.image.findMany({ ...pageArgs<Prisma.ImageWhereInput>({ OR: [inProject(), { public: true }] }, BY_NAME, page), include: withUsers });
+    const { items, nextCursor } = pageResult(rows, BY_NAME, page);
+    res.json({ items: await Promise.all(items.map(dto)), nextCursor });
   });
 
   router.post("/", async (req, res) => {

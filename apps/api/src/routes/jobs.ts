@@ -14,6 +14,7 @@ import { watchClient } from "../http/clientWatch.js";
 import { toJobDto } from "../services/dto.js";
 import type { JobQueues } from "../services/JobQueues.js";
 import { findImage, findJob, findVm, jobNotFound } from "../services/resolve.js";
+import { NEWEST_FIRST, pageArgs, pageOf, pageResult } from "../http/paginate.js";
 
 const MAX_WAIT_SECONDS = 60;
 
@@ -30,8 +31,9 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
     if (q.type) where.type = q.type;
     if (q.host) where.hostId = q.host;
     Object.assign(where, inProject());
-    const items = await db.job.findMany({ where, orderBy: { createdAt: "desc" }, take: q.limit });
-    res.json({ items: items.map(toJobDto) });
+    const page = pageOf(q.limit, q.cursor, NEWEST_FIRST);
+    const { items, nextCursor } = pageResult(await db.job.findMany(pageArgs(where, NEWEST_FIRST, page)), NEWEST_FIRST, page);
+    res.json({ items: items.map(toJobDto), nextCursor });
   });
 
   router.get("/:id", async (req, res) => {

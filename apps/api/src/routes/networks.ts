@@ -2,19 +2,22 @@ import type { Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import { NetworkCreateRequest } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import type { Prisma, PrismaClient } from "@iaas/db";
 import { validate } from "../http/validate.js";
 import { toNetworkDto } from "../services/dto.js";
 import { NETWORK_DTO_INCLUDE, type NetworkService } from "../services/NetworkService.js";
 import { findNetwork } from "../services/resolve.js";
+import { BY_NAME, pageArgs, pageRequest, pageResult } from "../http/paginate.js";
 
 export function networkRoutes(deps: { db: PrismaClient; networks: NetworkService }): Router {
   const { db, networks } = deps;
   const router = guardedRouter("/v1/networks");
 
-  router.get("/", async (_req, res) => {
-    const items = await db.network.findMany({ where: inProject(), include: NETWORK_DTO_INCLUDE, orderBy: { name: "asc" } });
-    res.json({ items: items.map(toNetworkDto) });
+  router.get("/", async (req, res) => {
+    const page = pageRequest(req.query, BY_NAME);
+    const rows = await db.network.findMany({ ...pageArgs<Prisma.NetworkWhereInput>(inProject(), BY_NAME, page), include: NETWORK_DTO_INCLUDE });
+    const { items, nextCursor } = pageResult(rows, BY_NAME, page);
+    res.json({ items: items.map(toNetworkDto), nextCursor });
   });
 
   router.post("/", async (req, res) => {

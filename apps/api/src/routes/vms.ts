@@ -20,7 +20,7 @@ import {
   VmBackupRequest,
   VmMigrateRequest,
 } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import type { Prisma, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import type { BackupScheduler } from "../services/BackupScheduler.js";
 import type { BackupService } from "../services/BackupService.js";
@@ -39,6 +39,7 @@ import { watchClient } from "../http/clientWatch.js";
 import { hostStates, type HostThresholds } from "../services/hostLiveness.js";
 import type { VmForceDelete } from "../services/VmForceDelete.js";
 import type { VmMigrationService } from "../services/VmMigrationService.js";
+import { BY_NAME, OLDEST_FIRST, pageArgs, pageRequest, pageResult, type SortKey } from "../http/paginate.js";
 
 /** `DELETE /v1/vms/:ref?force=true`. */
 const VmDeleteQuery = z.object({ force: z.enum(["true", "false", "1", "0"]).optional().transform((v) => v === "true" || v === "1") });
@@ -46,6 +47,13 @@ const VmDeleteQuery = z.object({ force: z.enum(["true", "false", "1", "0"]).opti
 function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
 }
+
+/** Port forwards: by protocol and host port (unique per host, so per VM). */
+const PORT_KEYS: readonly SortKey[] = [
+  { field: "protocol", dir: "asc", kind: "string" },
+  { field: "hostPort", dir: "asc", kind: "number" },
+  { field: "id", dir: "asc", kind: "string" },
+];
 
 export function vmRoutes(deps: {
   db: PrismaClient;
@@ -71,9 +79,11 @@ export function vmRoutes(deps: {
     return vm ? toVmDto(vm, (await hostStates(db, deps.hosts)).get(vm.hostId) ?? "lost") : null;
   };
 
-  router.get("/", async (_req, res) => {
-    const [items, states] = await Promise.all([db.vm.findMany({ where: inProject(), include: VM_DTO_INCLUDE, orderBy: { name: "asc" } }), hostStates(db, deps.hosts)]);
-    res.json({ items: items.map((vm) => toVmDto(vm, states.get(vm.hostId) ?? "lost")) });
+  router.get("/", async (req, res) => {
+    const page = pageRequest(req.query, BY_NAME);
+    const [rows, states] = await Promise.all([db.vm.findMany({ ...pageArgs<Prisma.VmWhereInput>(inProject(), BY_NAME, page), include: VM_DTO_INCLUDE }), hostStates(db, deps.hosts)]);
+    const { items, nextCursor } = pageResult(rows, BY_NAME, page);
+    res.json({ items: items.map((vm) => toVmDto(vm, states.get(vm.hostId) ?? "lost")), nextCursor });
   });
 
   router.post("/", async (req, res) => {
@@ -135,9 +145,11 @@ export function vmRoutes(deps: {
   });
 
   router.get("/:ref/ports", async (req, res) => {
+    const page = pageRequest(req.query, PORT_KEYS);
     const vm = await findVm(db, req.params.ref);
-    const forwards = await db.portForward.findMany({ where: { vmId: vm.id }, include: { nic: { select: { index: true } } }, orderBy: [{ protocol: "asc" }, { hostPort: "asc" }] });
-    res.json({ items: forwards.map((f) => toPortForwardDto(f, f.nic.index)) });
+    const rows = await db.portForward.findMany({ ...pageArgs<Prisma.PortForwardWhereInput>({ vmId: vm.id }, PORT_KEYS, page), include: { nic: { select: { index: true } } } });
+    const { items, nextCursor } = pageResult(rows, PORT_KEYS, page);
+    res.json({ items: items.map((f) => toPortForwardDto(f, f.nic.index)), nextCursor });
   });
 
   router.post("/:ref/ports", async (req, res) => {
@@ -179,9 +191,10 @@ export function vmRoutes(deps: {
   });
 
   router.get("/:ref/snapshots", async (req, res) => {
+    const page = pageRequest(req.query, OLDEST_FIRST);
     const vm = await findVm(db, req.params.ref);
-    const items = await db.snapshot.findMany({ where: { vmId: vm.id }, orderBy: { createdAt: "asc" } });
-    res.json({ items: items.map(toSnapshotDto) });
+    const { items, nextCursor } = pageResult(await db.snapshot.findMany(pageArgs<Prisma.SnapshotWhereInput>({ vmId: vm.id }, OLDEST_FIRST, page)), OLDEST_FIRST, page);
+    res.json({ items: items.map(toSnapshotDto), nextCursor });
   });
 
   router.post("/:ref/snapshots", async (req, res) => {

@@ -163,13 +163,14 @@ export class BackupService {
     });
   }
 
-  async list(vmRef: string | undefined): Promise<Backup[]> {
+  /** Backups in the project (of one VM, by its name or id); `page` adds ordering and paging to the filter. */
+  async list(vmRef: string | undefined, page: (where: Prisma.BackupWhereInput) => Prisma.BackupFindManyArgs): Promise<Backup[]> {
     let where: Prisma.BackupWhereInput = {};
     if (vmRef !== undefined) {
       const vm = await findVm(this.db, vmRef).catch(() => null);
       where = vm ? { vmId: vm.id } : looksLikeUuid(vmRef) ? { vmId: vmRef.toLowerCase() } : { vmName: vmRef };
     }
-    return this.db.backup.findMany({ where: { ...where, ...inProject() }, orderBy: { createdAt: "desc" } });
+    return this.db.backup.findMany(page({ ...where, ...inProject() }));
   }
 
   async verify(ref: string, meta: RequestMeta): Promise<Submitted<Backup>> {

@@ -98,9 +98,10 @@ export class ProjectService {
     return found;
   }
 
-  async list(): Promise<Project[]> {
+  /** The projects the caller sees; `page` adds ordering and paging to the filter. */
+  async list(page: (where: Prisma.ProjectWhereInput) => Prisma.ProjectFindManyArgs): Promise<Project[]> {
     const scoped = currentScope()?.auth.projectId ?? null;
-    return this.db.project.findMany({ where: scoped ? { id: scoped } : {}, orderBy: { name: "asc" } });
+    return this.db.project.findMany(page(scoped ? { id: scoped } : {}));
   }
 
   async create(req: ProjectCreateRequest): Promise<Project> {

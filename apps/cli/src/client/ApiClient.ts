@@ -5,6 +5,7 @@ import {
   Backup,
   BackupSchedule,
   ExitCode,
+  MAX_PAGE_LIMIT,
   Export,
   Host,
   HostEvacuation,
@@ -43,6 +44,7 @@ import {
 import { CliError } from "../CliError.js";
 import { HttpTransport, type HttpTransportOptions, type RequestSpec } from "./HttpTransport.js";
 import { JobAccepted } from "./JobAccepted.js";
+import { ALL_PAGES, readPages, type ListEndpoint, type ListPage, type Paging } from "./paging.js";
 
 export type VmCreateInput = Omit<z.input<typeof VmCreateRequest>, "dryRun">;
 export type ImageCreateInput = z.input<typeof ImageCreateRequest>;
@@ -134,18 +136,21 @@ export interface JobFilter {
   limit?: number;
 }
 
-const VmList = listOf(Vm);
-const ImageList = listOf(Image);
-const JobList = listOf(Job);
-const HostList = listOf(Host);
-const ExportList = listOf(Export);
-const NetworkList = listOf(Network);
-const PortList = listOf(PortForward);
-const SnapshotList = listOf(Snapshot);
-const BackupList = listOf(Backup);
-const ProjectList = listOf(Project);
-const TokenList = listOf(ApiToken);
-const AuditList = listOf(AuditEvent);
+/** The API's list endpoints (each answers pages: `?limit=&cursor=` → `{items, nextCursor}`). */
+export const ListEndpoints = {
+  vms: (): ListEndpoint<Vm> => ({ schema: listOf(Vm), path: "/v1/vms" }),
+  images: (): ListEndpoint<Image> => ({ schema: listOf(Image), path: "/v1/images" }),
+  jobs: (filter: Omit<JobFilter, "limit"> = {}): ListEndpoint<Job> => ({ schema: listOf(Job), path: "/v1/jobs", query: { ...filter } }),
+  hosts: (): ListEndpoint<Host> => ({ schema: listOf(Host), path: "/v1/hosts" }),
+  exports: (): ListEndpoint<Export> => ({ schema: listOf(Export), path: "/v1/exports" }),
+  networks: (): ListEndpoint<Network> => ({ schema: listOf(Network), path: "/v1/networks" }),
+  ports: (vm: string): ListEndpoint<PortForward> => ({ schema: listOf(PortForward), path: `/v1/vms/${enc(vm)}/ports` }),
+  snapshots: (vm: string): ListEndpoint<Snapshot> => ({ schema: listOf(Snapshot), path: `/v1/vms/${enc(vm)}/snapshots` }),
+  backups: (vm?: string): ListEndpoint<Backup> => ({ schema: listOf(Backup), path: "/v1/backups", query: { vm } }),
+  projects: (): ListEndpoint<Project> => ({ schema: listOf(Project), path: "/v1/projects" }),
+  tokens: (): ListEndpoint<ApiToken> => ({ schema: listOf(ApiToken), path: "/v1/tokens" }),
+  audit: (filter: Omit<AuditFilter, "limit"> = {}): ListEndpoint<AuditEvent> => ({ schema: listOf(AuditEvent), path: "/v1/audit", query: { ...filter } }),
+};
 
 export type ApiClientOptions = HttpTransportOptions;
 
@@ -157,12 +162,25 @@ export class ApiClient {
     this.http = new HttpTransport(options);
   }
 
+  /** One page of a list, or with `paging.all` all of it (`iaas … list --limit N / --all`). */
+  page<T>(list: ListEndpoint<T>, paging: Paging): Promise<ListPage<T>> {
+    return readPages(
+      async <U>(l: ListEndpoint<U>, limit: number | undefined, cursor: string | undefined) => {
+        const got = await this.http.json(l.schema, { method: "GET", path: l.path, query: { ...l.query, limit, cursor } });
+        return { items: got.items, nextCursor: got.nextCursor ?? null };
+      },
+      list,
+      paging,
+      MAX_PAGE_LIMIT,
+    );
+  }
+
   get baseUrl(): string {
     return this.http.baseUrl;
   }
 
   async listVms(): Promise<Vm[]> {
-    return (await this.http.json(VmList, { method: "GET", path: "/v1/vms" })).items;
+    return (await this.page(ListEndpoints.vms(), ALL_PAGES)).items;
   }
 
   getVm(ref: string): Promise<Vm> {
@@ -248,7 +266,7 @@ export class ApiClient {
   }
 
   async listPorts(ref: string): Promise<PortForward[]> {
-    return (await this.http.json(PortList, { method: "GET", path: `/v1/vms/${enc(ref)}/ports` })).items;
+    return (await this.page(ListEndpoints.ports(ref), ALL_PAGES)).items;
   }
 
   addPort(ref: string, req: PortForwardInput): Promise<PortAccepted> {
@@ -261,7 +279,7 @@ export class ApiClient {
 
   /** The VM's snapshots, oldest first. */
   async listSnapshots(ref: string): Promise<Snapshot[]> {
-    return (await this.http.json(SnapshotList, { method: "GET", path: `/v1/vms/${enc(ref)}/snapshots` })).items;
+    return (await this.page(ListEndpoints.snapshots(ref), ALL_PAGES)).items;
   }
 
   /** A `vm.snapshot.create` job: a disk-only snapshot, or (`memory`) one of a running VM's RAM and device state too. */
@@ -285,7 +303,7 @@ export class ApiClient {
 
   /** Backups, newest first; with `vm` (a name or id, also of a deleted VM) only that VM's. */
   async listBackups(vm?: string): Promise<Backup[]> {
-    return (await this.http.json(BackupList, { method: "GET", path: "/v1/backups", query: { vm } })).items;
+    return (await this.page(ListEndpoints.backups(vm), ALL_PAGES)).items;
   }
 
   /** A backup by id or unique id prefix. */
@@ -338,7 +356,7 @@ export class ApiClient {
   }
 
   async listNetworks(): Promise<Network[]> {
-    return (await this.http.json(NetworkList, { method: "GET", path: "/v1/networks" })).items;
+    return (await this.page(ListEndpoints.networks(), ALL_PAGES)).items;
   }
 
   getNetwork(ref: string): Promise<Network> {
@@ -398,7 +416,7 @@ export class ApiClient {
   }
 
   async listImages(): Promise<Image[]> {
-    return (await this.http.json(ImageList, { method: "GET", path: "/v1/images" })).items;
+    return (await this.page(ListEndpoints.images(), ALL_PAGES)).items;
   }
 
   getImage(ref: string): Promise<Image> {
@@ -414,8 +432,10 @@ export class ApiClient {
     return this.http.json(JobAccepted, { method: "POST", path: `/v1/images/${enc(ref)}/verify` });
   }
 
+  /** The newest jobs matching `filter`: one page of `filter.limit` (the API's default: 50). */
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {
-    return (await this.http.json(JobList, { method: "GET", path: "/v1/jobs", query: { ...filter } })).items;
+    const { limit, ...rest } = filter;
+    return (await this.page(ListEndpoints.jobs(rest), { limit })).items;
   }
 
   getJob(id: string, signal?: AbortSignal): Promise<Job> {
@@ -455,7 +475,7 @@ export class ApiClient {
   }
 
   async listHosts(): Promise<Host[]> {
-    return (await this.http.json(HostList, { method: "GET", path: "/v1/hosts" })).items;
+    return (await this.page(ListEndpoints.hosts(), ALL_PAGES)).items;
   }
 
   /** Drains a host (it takes no new VMs) or undrains it; `id` is the host's id. */
@@ -479,7 +499,7 @@ export class ApiClient {
   }
 
   async listProjects(): Promise<Project[]> {
-    return (await this.http.json(ProjectList, { method: "GET", path: "/v1/projects" })).items;
+    return (await this.page(ListEndpoints.projects(), ALL_PAGES)).items;
   }
 
   createProject(req: { name: string; description?: string }): Promise<Project> {
@@ -502,7 +522,7 @@ export class ApiClient {
   }
 
   async listTokens(): Promise<ApiToken[]> {
-    return (await this.http.json(TokenList, { method: "GET", path: "/v1/tokens" })).items;
+    return (await this.page(ListEndpoints.tokens(), ALL_PAGES)).items;
   }
 
   /** Creates a token: the answer carries its secret, which the API never shows again. */
@@ -517,7 +537,8 @@ export class ApiClient {
 
   /** The audit trail, newest first. */
   async listAudit(filter: AuditFilter = {}): Promise<AuditEvent[]> {
-    return (await this.http.json(AuditList, { method: "GET", path: "/v1/audit", query: { ...filter } })).items;
+    const { limit, ...rest } = filter;
+    return (await this.page(ListEndpoints.audit(rest), { limit })).items;
   }
 
   exportImage(ref: string, req: ExportInput): Promise<JobAccepted> {
@@ -529,7 +550,7 @@ export class ApiClient {
   }
 
   async listExports(): Promise<Export[]> {
-    return (await this.http.json(ExportList, { method: "GET", path: "/v1/exports" })).items;
+    return (await this.page(ListEndpoints.exports(), ALL_PAGES)).items;
   }
 
   getExport(id: string): Promise<Export> {

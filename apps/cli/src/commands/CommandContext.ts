@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
+import { stringify } from "yaml";
 import { z } from "zod";
 import { usageError } from "../CliError.js";
 import { ApiClient } from "../client/ApiClient.js";
 import { configFilePath, resolveConfig, type ResolvedConfig } from "../config.js";
+import { colourEnabled } from "../output/colour.js";
 import { Output, type Writer } from "../output/Output.js";
 import { runInheritingStdio, type RunProcess } from "../runProcess.js";
 import { globalOptionValues } from "./globalOptions.js";
@@ -50,8 +52,9 @@ export interface ContextTarget {
 /** The options every command inherits from `iaas`. */
 const GlobalOptions = z.object({
   url: z.string().optional(),
+  context: z.string().optional(),
   project: z.string().optional(),
-  output: z.enum(["table", "json"]).default("table"),
+  output: z.enum(["table", "json", "yaml"]).default("table"),
   timeout: z.number().nonnegative().optional(),
   idempotencyKey: z.string().optional(),
 });
@@ -74,11 +77,11 @@ export class CommandContext {
     const opts = parsed.data;
     const key = opts.idempotencyKey ?? randomUUID();
     if (key.length === 0 || key.length > 200) throw usageError("--idempotency-key must be 1 to 200 characters");
-    this.out = new Output(deps.stdout, deps.stderr, opts.output);
+    this.out = new Output(deps.stdout, deps.stderr, opts.output, (value) => stringify(value), colourEnabled(deps.stderr, deps.env));
     this.timeoutMs = opts.timeout === undefined ? null : opts.timeout * 1000;
     this.config =
       target === undefined
-        ? resolveConfig({ flagUrl: opts.url, flagProject: opts.project, env: deps.env, homedir: deps.homedir, readFile: deps.readFile })
+        ? resolveConfig({ flagUrl: opts.url, flagContext: opts.context, flagProject: opts.project, env: deps.env, homedir: deps.homedir, readFile: deps.readFile })
         : {
             url: target.url,
             urlSource: "--url",
@@ -86,6 +89,7 @@ export class CommandContext {
             tokenSource: target.tokenSource,
             project: target.project,
             projectSource: target.project === null ? null : "--project",
+            context: null,
             configPath: configFilePath(deps.env, deps.homedir),
             configFound: false,
           };

@@ -3,6 +3,8 @@ import { parseDuration, type AuditEvent } from "@iaas/contracts";
 import { auditTable } from "../output/securityView.js";
 import type { ContextFactory } from "./CommandContext.js";
 import { intBetween } from "./optionParsers.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { printPage } from "./listPaging.js";
 
 interface AuditListOptions {
   actor?: string;
@@ -10,6 +12,7 @@ interface AuditListOptions {
   since?: string;
   outcome?: AuditEvent["outcome"];
   limit?: number;
+  all?: boolean;
 }
 
 const AUDIT_HELP = `
@@ -48,12 +51,12 @@ export function registerAuditCommands(program: Command, ctxOf: ContextFactory): 
     .option("--project <name>", "only events in this project")
     .option("--since <when>", "only events since a duration ago (1h, 7d) or an ISO time", since)
     .addOption(new Option("--outcome <outcome>", "only events that ended so").choices(["allowed", "denied", "failed"]))
-    .option("--limit <n>", "at most this many events (1-1000; default 100)", intBetween(1, 1000))
+    .option("--limit <n>", "at most this many events (1-1000; default 100); with --all, the size of each page", intBetween(1, 1000))
+    .option("--all", "list every matching event, page after page")
     .addHelpText("after", AUDIT_HELP)
     .action(async (opts: AuditListOptions, command: Command) => {
       const ctx = ctxOf(command);
-      const events = await ctx.client.listAudit({ actor: opts.actor, project: opts.project, since: opts.since, outcome: opts.outcome, limit: opts.limit });
-      if (ctx.out.json) ctx.out.printJson({ items: events });
-      else ctx.out.line(auditTable(events));
+      const list = ListEndpoints.audit({ actor: opts.actor, project: opts.project, since: opts.since, outcome: opts.outcome });
+      printPage(ctx, await ctx.client.page(list, { limit: opts.limit, all: opts.all }), auditTable);
     });
 }

@@ -74,6 +74,15 @@ describe("iaas login", () => {
     expect(asJson.stdout + asJson.stderr).not.toContain(SECRET);
   });
 
+  it("logs in to the context named by --context: its saved URL, and the token saved into it", async () => {
+    const s = await serve({ "GET /v1/whoami": json(adminMe) });
+    const file = path.join(dir, "config.json");
+    writeFileSync(file, JSON.stringify({ contexts: { lab: { url: s.url }, prod: { url: "http://prod:8080", token: OTHER } }, currentContext: "prod" }));
+    const run = await runIaas(["--context", "lab", "login", "--token", SECRET], "", { env: { IAAS_CONFIG: file, IAAS_URL: "" } });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({ contexts: { lab: { url: s.url, token: SECRET }, prod: { url: "http://prod:8080", token: OTHER } }, currentContext: "prod" });
+  });
+
   it("takes the token from IAAS_TOKEN when --token is left out, and warns about variables that override the login", async () => {
     const s = await serve({ "GET /v1/whoami": json(adminMe) });
     const file = path.join(dir, "config.json");

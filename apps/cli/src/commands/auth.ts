@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { usageError } from "../CliError.js";
-import { checkProjectRef, configFilePath, normalizeApiUrl, readConfigObject, writeConfigFile, type ResolvedConfig } from "../config.js";
+import { checkProjectRef, configFilePath, normalizeApiUrl, readConfigObject, savedContext, withLogin, writeConfigFile, type ResolvedConfig } from "../config.js";
 import type { Whoami } from "../client/ApiClient.js";
 import { formatFields } from "../output/formatTable.js";
 import { ROLE_SUMMARY } from "../output/securityView.js";
@@ -62,7 +62,8 @@ async function login(ctxOf: ContextFactory, deps: CliDeps, command: Command, opt
   // Given before the subcommand (`iaas --url U --project P login`), these count too.
   const outer = globalOptionValues(command);
 
-  const urlGiven = nonEmpty(opts.url) ?? nonEmpty(stringOf(outer.url)) ?? nonEmpty(env.IAAS_URL) ?? nonEmpty(stringOf(saved.url));
+  const contextName = nonEmpty(stringOf(outer.context)) ?? nonEmpty(env.IAAS_CONTEXT) ?? null;
+  const urlGiven = nonEmpty(opts.url) ?? nonEmpty(stringOf(outer.url)) ?? nonEmpty(env.IAAS_URL) ?? nonEmpty(savedContext(saved, contextName).url);
   if (urlGiven === undefined) throw usageError("login needs the API's URL", "give it with --url, e.g. iaas login --url http://127.0.0.1:8080 --token T");
   const url = normalizeApiUrl(urlGiven, "--url");
 
@@ -77,10 +78,7 @@ async function login(ctxOf: ContextFactory, deps: CliDeps, command: Command, opt
   const ctx = ctxOf(command, { url, token, tokenSource: fromFlag === undefined ? "IAAS_TOKEN" : "--token", project });
   const me = await ctx.client.whoami();
 
-  const next: Record<string, unknown> = { ...saved, url, token };
-  if (project === null) delete next.project;
-  else next.project = project;
-  writeConfigFile(configPath, next);
+  writeConfigFile(configPath, withLogin(saved, contextName, project === null ? { url, token } : { url, token, project }));
 
   const shownProject = (project !== null || me.scopedToProject) && me.project !== null ? me.project : null;
   if (ctx.out.json) ctx.out.printJson({ url, token: me.token, role: me.role, project: shownProject, scopedToProject: me.scopedToProject, configPath });

@@ -525,7 +525,7 @@ describe("backup help", () => {
   it("lists the backup commands under backup and vm, and in the top-level help", async () => {
     const s = await serve({});
     const top = (await runIaas(["--help"], s.url)).stdout;
-    expect(top).toMatch(/backup\s+list, show, verify, restore and delete VM backups/);
+    expect(top).toMatch(/backup\s+list, show, verify, restore\s+and\s+delete\s+VM\s+backups/);
     expect(top).toContain("Backups:\n");
     expect(top).toContain("iaas backup list|show|verify|restore|delete");
     const backup = (await runIaas(["backup", "--help"], s.url)).stdout;

@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { backupDetails, backupTable } from "../output/backupView.js";
 import type { ContextFactory } from "./CommandContext.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
 
@@ -39,16 +41,12 @@ export function registerBackupCommands(program: Command, ctxOf: ContextFactory):
     .description("list, show, verify, restore and delete VM backups (make them with `iaas vm backup`)")
     .addHelpText("after", BACKUP_HELP);
 
-  backup
-    .command("list")
-    .alias("ls")
-    .description("list backups, newest first (MODE: live for a backup of a running VM; PARENT: what an incremental builds on)")
+  addPagingOptions(backup.command("list").alias("ls").description("list backups, newest first (MODE: live for a backup of a running VM; PARENT: what an incremental builds on)"), "backups")
     .option("--vm <vm>", "only the backups of this VM (name or id; a deleted VM by the name it had)")
-    .action(async (opts: { vm?: string }, command: Command) => {
+    .action(async (opts: { vm?: string; limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const backups = await ctx.client.listBackups(opts.vm);
-      if (ctx.out.json) ctx.out.printJson({ items: backups });
-      else ctx.out.line(backupTable(backups, ctx.now()));
+      const page = await ctx.client.page(ListEndpoints.backups(opts.vm), pagingOf(opts));
+      printPage(ctx, page, (backups) => backupTable(backups, ctx.now()));
     });
 
   backup

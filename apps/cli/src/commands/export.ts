@@ -11,6 +11,8 @@ import { formatFields } from "../output/formatTable.js";
 import { TransferProgress } from "../output/TransferProgress.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
 import { followToEnd, jobFailedError } from "./jobOutcome.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 export interface ExportOptions {
   format: ImageFormat;
@@ -34,15 +36,11 @@ export function addExportOptions(command: Command): Command {
 export function registerExportCommands(program: Command, ctxOf: ContextFactory): void {
   const exp = program.command("export").description("list, download and delete exported disk files (made by `image export` and `vm export`)");
 
-  exp
-    .command("list")
-    .alias("ls")
-    .description("list exports, newest first")
-    .action(async (_opts: object, command: Command) => {
+  addPagingOptions(exp.command("list").alias("ls").description("list exports, newest first"), "exports")
+    .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const items = await ctx.client.listExports();
-      if (ctx.out.json) ctx.out.printJson({ items });
-      else ctx.out.line(exportTable(items, ctx.now()));
+      const page = await ctx.client.page(ListEndpoints.exports(), pagingOf(opts));
+      printPage(ctx, page, (items) => exportTable(items, ctx.now()));
     });
 
   exp

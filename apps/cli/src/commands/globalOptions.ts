@@ -1,13 +1,14 @@
 import { Option, type Command } from "commander";
-import { DEFAULT_API_URL } from "../config.js";
-import { seconds } from "./optionParsers.js";
+import { DEFAULT_API_URL } from "../defaults.js";
+import { seconds } from "./numberParsers.js";
 
 /** The options every command takes: `iaas --url U vm list` and `iaas vm list --url U` alike. */
 export function globalOptions(): Option[] {
   return [
-    new Option("--url <url>", `API base URL (default: IAAS_URL, the config file, or ${DEFAULT_API_URL})`),
+    new Option("--context <name>", "the saved API (url, token, project) to use (default: IAAS_CONTEXT, else the config file's current context; `iaas context list`)"),
+    new Option("--url <url>", `API base URL (default: IAAS_URL, the context, or ${DEFAULT_API_URL})`),
     new Option("--project <name>", "project to act in, sent as X-Iaas-Project (default: IAAS_PROJECT, the config file, or the token's project / default)"),
-    new Option("-o, --output <format>", "output format").choices(["table", "json"]),
+    new Option("-o, --output <format>", "output format").choices(["table", "json", "yaml"]),
     new Option("--timeout <seconds>", "stop waiting for a job after this long (exit 4; the job keeps running)").argParser(seconds),
     new Option("--idempotency-key <key>", "Idempotency-Key for the request (default: a random one per invocation)"),
   ];

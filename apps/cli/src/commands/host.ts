@@ -4,6 +4,8 @@ import { CliError } from "../CliError.js";
 import { hostDetails, hostTable } from "../output/hostView.js";
 import type { CommandContext, ContextFactory } from "./CommandContext.js";
 import { EVACUATE_HELP, evacuateHost } from "./hostEvacuate.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 const HOST_HELP = `
 A drained host takes no new VMs or jobs; the VMs on it keep running. Drain a host before
@@ -23,15 +25,11 @@ Examples:
 export function registerHostCommands(program: Command, ctxOf: ContextFactory): void {
   const host = program.command("host").description("list, inspect and drain hypervisor hosts").addHelpText("after", HOST_HELP);
 
-  host
-    .command("list")
-    .alias("ls")
-    .description("list hosts: state, accelerator, allocated/total CPUs, memory and disk, VMs, networking (mode and underlay address), last heartbeat")
-    .action(async (_opts: object, command: Command) => {
+  addPagingOptions(host.command("list").alias("ls").description("list hosts: state, accelerator, allocated/total CPUs, memory and disk, VMs, networking (mode and underlay address), last heartbeat"), "hosts")
+    .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const hosts = await ctx.client.listHosts();
-      if (ctx.out.json) ctx.out.printJson({ items: hosts });
-      else ctx.out.line(hostTable(hosts, ctx.now()));
+      const page = await ctx.client.page(ListEndpoints.hosts(), pagingOf(opts));
+      printPage(ctx, page, (hosts) => hostTable(hosts, ctx.now()));
     });
 
   host

@@ -6,6 +6,8 @@ import { addExportOptions, exportAndDownload, type ExportOptions } from "./expor
 import { importImage, type ImportOptions } from "./imageImport.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
 import { labelInto, sha256Hex } from "./optionParsers.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
 
@@ -51,15 +53,11 @@ export function registerImageCommands(program: Command, ctxOf: ContextFactory): 
       await importImage(ctxOf(command), name, opts);
     });
 
-  image
-    .command("list")
-    .alias("ls")
-    .description("list images")
-    .action(async (_opts: object, command: Command) => {
+  addPagingOptions(image.command("list").alias("ls").description("list images"), "images")
+    .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const images = await ctx.client.listImages();
-      if (ctx.out.json) ctx.out.printJson({ items: images });
-      else ctx.out.line(imageTable(images));
+      const page = await ctx.client.page(ListEndpoints.images(), pagingOf(opts));
+      printPage(ctx, page, imageTable);
     });
 
   image

@@ -9,6 +9,8 @@ import type { CommandContext, ContextFactory } from "./CommandContext.js";
 import { followToEnd, jobFailedError, timeoutError, waitForJob } from "./jobOutcome.js";
 import { intBetween } from "./optionParsers.js";
 import { resolveJobId } from "./resolveJobId.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { printPage } from "./listPaging.js";
 
 interface JobListOptions {
   vm?: string;
@@ -17,6 +19,7 @@ interface JobListOptions {
   state?: JobState;
   type?: JobType;
   limit?: number;
+  all?: boolean;
 }
 
 const ID_HELP = "job id (or a unique prefix of one, as `iaas job list` shows)";
@@ -34,12 +37,11 @@ export function registerJobCommands(program: Command, ctxOf: ContextFactory): vo
     .option("--host <host>", "only jobs routed to this host")
     .addOption(new Option("--state <state>", "only jobs in this state").choices(JobState.options))
     .addOption(new Option("--type <type>", "only jobs of this type").choices(JobType.options))
-    .option("--limit <n>", "at most this many jobs (1-1000; default 50)", intBetween(1, 1000))
-    .action(async (opts: JobListOptions, command: Command) => {
+    .option("--limit <n>", "at most this many jobs (1-1000; default 50); with --all, the size of each page", intBetween(1, 1000))
+    .option("--all", "list every matching job, page after page")
+    .action(async ({ limit, all, ...filter }: JobListOptions, command: Command) => {
       const ctx = ctxOf(command);
-      const jobs = await ctx.client.listJobs(opts);
-      if (ctx.out.json) ctx.out.printJson({ items: jobs });
-      else ctx.out.line(jobTable(jobs, ctx.now()));
+      printPage(ctx, await ctx.client.page(ListEndpoints.jobs(filter), { limit, all }), (jobs) => jobTable(jobs, ctx.now()));
     });
 
   job

@@ -5,6 +5,8 @@ import { networkDetails, networkTable } from "../output/networkView.js";
 import type { ContextFactory } from "./CommandContext.js";
 import { cidr, dnsDomain } from "./networkSpecs.js";
 import { intBetween } from "./optionParsers.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 interface NetworkCreateOptions {
   mode?: NetworkMode;
@@ -59,15 +61,11 @@ export function registerNetworkCommands(program: Command, ctxOf: ContextFactory)
       else ctx.out.line(networkDetails(created));
     });
 
-  network
-    .command("list")
-    .alias("ls")
-    .description("list networks: mode, subnet, gateway, MTU, DNS domain and how many VMs are on each")
-    .action(async (_opts: object, command: Command) => {
+  addPagingOptions(network.command("list").alias("ls").description("list networks: mode, subnet, gateway, MTU, DNS domain and how many VMs are on each"), "networks")
+    .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const networks = await ctx.client.listNetworks();
-      if (ctx.out.json) ctx.out.printJson({ items: networks });
-      else ctx.out.line(networkTable(networks));
+      const page = await ctx.client.page(ListEndpoints.networks(), pagingOf(opts));
+      printPage(ctx, page, networkTable);
     });
 
   network

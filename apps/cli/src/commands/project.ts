@@ -5,6 +5,8 @@ import type { ProjectQuotaInput } from "../client/ApiClient.js";
 import { projectDetails, projectTable } from "../output/securityView.js";
 import type { ContextFactory } from "./CommandContext.js";
 import { size } from "./optionParsers.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 /** What a quota option's parser answers for "none" (commander turns a parser's null into ""). */
 const NONE = { none: true } as const;
@@ -75,15 +77,11 @@ export function registerProjectCommands(program: Command, ctxOf: ContextFactory)
       else ctx.out.line(projectDetails(created));
     });
 
-  project
-    .command("list")
-    .alias("ls")
-    .description("list projects with their usage against their quotas (used/limit; - : no limit)")
-    .action(async (_opts: object, command: Command) => {
+  addPagingOptions(project.command("list").alias("ls").description("list projects with their usage against their quotas (used/limit; - : no limit)"), "projects")
+    .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const projects = await ctx.client.listProjects();
-      if (ctx.out.json) ctx.out.printJson({ items: projects });
-      else ctx.out.line(projectTable(projects, ctx.now()));
+      const page = await ctx.client.page(ListEndpoints.projects(), pagingOf(opts));
+      printPage(ctx, page, (projects) => projectTable(projects, ctx.now()));
     });
 
   project

@@ -4,6 +4,8 @@ import { usageError } from "../CliError.js";
 import { checkProjectRef } from "../config.js";
 import { tokenSummary, tokenTable } from "../output/securityView.js";
 import type { ContextFactory } from "./CommandContext.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 interface TokenCreateOptions {
   role: Role;
@@ -72,15 +74,11 @@ export function registerTokenCommands(program: Command, ctxOf: ContextFactory): 
       ctx.out.note("warning: this secret is shown only once: store it now (the API keeps only its hash); use it with `iaas login --token` or IAAS_TOKEN");
     });
 
-  token
-    .command("list")
-    .alias("ls")
-    .description("list API tokens: role, project (* = every project), when created, last used and expiring, state")
-    .action(async (_opts: object, command: Command) => {
+  addPagingOptions(token.command("list").alias("ls").description("list API tokens: role, project (* = every project), when created, last used and expiring, state"), "tokens")
+    .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const tokens = await ctx.client.listTokens();
-      if (ctx.out.json) ctx.out.printJson({ items: tokens });
-      else ctx.out.line(tokenTable(tokens, ctx.now()));
+      const page = await ctx.client.page(ListEndpoints.tokens(), pagingOf(opts));
+      printPage(ctx, page, (tokens) => tokenTable(tokens, ctx.now()));
     });
 
   token

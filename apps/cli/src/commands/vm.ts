@@ -17,6 +17,8 @@ import { registerVmChangeCommands } from "./vmChange.js";
 import { registerVmMigrateCommand } from "./vmMigrate.js";
 import { registerVmSshCommand } from "./vmSsh.js";
 import { registerVmWaitCommand } from "./vmWait.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
+import { ListEndpoints } from "../client/ApiClient.js";
 
 interface WaitOption {
   wait?: boolean;
@@ -134,14 +136,11 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
       await reportAcceptedJob(ctx, await ctx.client.createVm(input), opts.wait === true);
     });
 
-  vm.command("list")
-    .alias("ls")
-    .description("list VMs: state, host, address (of the first NIC), resources, image")
-    .action(async (_opts: object, command: Command) => {
+  addPagingOptions(vm.command("list").alias("ls").description("list VMs: state, host, address (of the first NIC), resources, image"), "VMs")
+    .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const [vms, hosts] = await Promise.all([ctx.client.listVms(), ctx.client.listHosts().catch(() => [])]);
-      if (ctx.out.json) ctx.out.printJson({ items: vms });
-      else ctx.out.line(vmTable(vms, hostNames(hosts)));
+      const [page, hosts] = await Promise.all([ctx.client.page(ListEndpoints.vms(), pagingOf(opts)), ctx.out.json ? [] : ctx.client.listHosts().catch(() => [])]);
+      printPage(ctx, page, (vms) => vmTable(vms, hostNames(hosts)));
     });
 
   vm.command("show")

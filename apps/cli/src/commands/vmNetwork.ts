@@ -6,6 +6,8 @@ import type { ContextFactory } from "./CommandContext.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
 import { ipv4, NIC_SPEC_HELP, parseNicSpec, parsePortRef, parsePortSpec, type PortRef, type PortSpec } from "./networkSpecs.js";
 import { intBetween } from "./optionParsers.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
 
@@ -113,16 +115,12 @@ export function registerVmNetworkCommands(vm: Command, ctxOf: ContextFactory): v
       await reportAcceptedJob(ctx, accepted, opts.wait === true);
     });
 
-  port
-    .command("list")
-    .alias("ls")
-    .description("list the VM's port forwards ('*': every address of the host)")
+  addPagingOptions(port.command("list").alias("ls").description("list the VM's port forwards ('*': every address of the host)"), "port forwards")
     .argument("<name>", "VM name or id")
-    .action(async (name: string, _opts: object, command: Command) => {
+    .action(async (name: string, opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const forwards = await ctx.client.listPorts(name);
-      if (ctx.out.json) ctx.out.printJson({ items: forwards });
-      else ctx.out.line(portTable(forwards));
+      const page = await ctx.client.page(ListEndpoints.ports(name), pagingOf(opts));
+      printPage(ctx, page, portTable);
     });
 
   port

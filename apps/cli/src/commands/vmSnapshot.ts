@@ -4,6 +4,8 @@ import { usageError } from "../CliError.js";
 import { snapshotTable } from "../output/snapshotView.js";
 import type { ContextFactory } from "./CommandContext.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
+import { ListEndpoints } from "../client/ApiClient.js";
+import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 
 const WAIT_HELP = "follow the job until it finishes (bounded by --timeout)";
 
@@ -70,16 +72,12 @@ export function registerVmSnapshotCommands(vm: Command, ctxOf: ContextFactory): 
       await reportAcceptedJob(ctx, accepted, opts.wait === true);
     });
 
-  snapshot
-    .command("list")
-    .alias("ls")
-    .description("list the VM's snapshots, oldest first (SIZE: the saved memory state of a memory snapshot)")
+  addPagingOptions(snapshot.command("list").alias("ls").description("list the VM's snapshots, oldest first (SIZE: the saved memory state of a memory snapshot)"), "snapshots")
     .argument("<name>", "VM name or id")
-    .action(async (name: string, _opts: object, command: Command) => {
+    .action(async (name: string, opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const snapshots = await ctx.client.listSnapshots(name);
-      if (ctx.out.json) ctx.out.printJson({ items: snapshots });
-      else ctx.out.line(snapshotTable(snapshots, ctx.now()));
+      const page = await ctx.client.page(ListEndpoints.snapshots(name), pagingOf(opts));
+      printPage(ctx, page, (snapshots) => snapshotTable(snapshots, ctx.now()));
     });
 
   snapshot

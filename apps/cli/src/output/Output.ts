@@ -1,4 +1,5 @@
 import type { CliError } from "../CliError.js";
+import { paint } from "./colour.js";
 import { sanitizeText } from "./sanitize.js";
 
 /** Where the CLI writes: process.stdout/stderr, or a fake in tests. */
@@ -8,7 +9,7 @@ export interface Writer {
   columns?: number;
 }
 
-export type OutputFormat = "table" | "json";
+export type OutputFormat = "table" | "json" | "yaml";
 
 /**
  * Results go to stdout (tables or JSON); errors, hints and progress go to stderr. Text lines
@@ -20,10 +21,15 @@ export class Output {
     readonly stdout: Writer,
     readonly stderr: Writer,
     readonly format: OutputFormat,
+    /** Renders a value as YAML (given by the command context, so that `iaas --version` loads no YAML library). */
+    private readonly toYaml?: (value: unknown) => string,
+    /** Colour the `error:` and `hint:` labels on stderr (see colourEnabled: a terminal, no NO_COLOR). */
+    private readonly colourStderr = false,
   ) {}
 
+  /** True for structured output (`-o json` or `-o yaml`): commands print data with printJson. */
   get json(): boolean {
-    return this.format === "json";
+    return this.format === "json" || this.format === "yaml";
   }
 
   /** A line of the command's result. */
@@ -31,8 +37,13 @@ export class Output {
     this.stdout.write(`${sanitizeText(text)}\n`);
   }
 
-  /** An API object as JSON (for `-o json`). */
+  /** An API object as JSON (`-o json`) or YAML (`-o yaml`): the same data either way. */
   printJson(value: unknown): void {
+    if (this.format === "yaml" && this.toYaml !== undefined) {
+      const text = this.toYaml(JSON.parse(JSON.stringify(value)) as unknown);
+      this.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+      return;
+    }
     this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
 
@@ -43,8 +54,8 @@ export class Output {
 
   /** `error: <message>`, any detail lines, then `hint: <hint>`. */
   error(err: CliError | Error): void {
-    this.stderr.write(`error: ${sanitizeText(err.message)}\n`);
+    this.stderr.write(`${paint(this.colourStderr, "red", "error:")} ${sanitizeText(err.message)}\n`);
     if ("details" in err) for (const detail of err.details) this.stderr.write(`${sanitizeText(detail)}\n`);
-    if ("hint" in err && err.hint !== null && err.hint !== "") this.stderr.write(`hint: ${sanitizeText(err.hint)}\n`);
+    if ("hint" in err && err.hint !== null && err.hint !== "") this.stderr.write(`${paint(this.colourStderr, "yellow", "hint:")} ${sanitizeText(err.hint)}\n`);
   }
 }
