@@ -10,6 +10,7 @@ import { benchRoutes } from "./routes/bench.js";
 import { exportRoutes } from "./routes/exports.js";
 import { ExportService } from "./services/ExportService.js";
 import { healthRoutes } from "./routes/health.js";
+import { docsRoutes } from "./openapi/docsRoutes.js";
 import { hostRoutes } from "./routes/hosts.js";
 import { DEFAULT_LOST_AFTER_SECONDS, type HostThresholds } from "./services/hostLiveness.js";
 import { HostEvacuationService } from "./services/HostEvacuationService.js";
@@ -106,6 +107,8 @@ export function createApp(deps: AppDeps): Api {
   mountHardening(app, { redis: deps.redis, prefix: config.queuePrefix, log, config: deps.hardening });
   // --- end HTTP hardening
   app.use(healthRoutes({ db, redis: deps.redis }));
+  // GET /openapi.json and /docs: public like /healthz (they describe the API, they hold no data).
+  app.use(docsRoutes());
   // Who the request is and in which project; then the per-token rate limit.
   app.use("/v1", authenticate(db, config.auth));
   const afterAuth = afterAuthHardening(app);
@@ -129,7 +132,7 @@ export function createApp(deps: AppDeps): Api {
   app.use("/v1/hosts", hostRoutes({ db, hosts, evacuations }));
   if (config.enableBenchJobs) app.use("/v1/bench", benchRoutes({ db, submitter, offlineAfterSeconds: config.offlineAfterSeconds }));
   app.use((req, _res, next) => {
-    next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see docs/rest-api.md for the endpoints" }));
+    next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see GET /openapi.json (or /docs in a browser) for the endpoints" }));
   });
   app.use(errorHandler(log));
   return { app, backupScheduler };

@@ -13,3 +13,5 @@ export * from "./exitCodes.js";
 export * from "./imageIntegrity.js";
 export * from "./env.js";
 export * from "./logRedaction.js";
+export * from "./responses.js";
+export * from "./apiCatalog.js";
