@@ -190,6 +190,15 @@ export const API_ROUTES: readonly ApiRoute[] = [
     responses: { 200: json(Readiness, "Postgres and Redis answer"), 503: json(Readiness, "Postgres or Redis does not answer") },
   }),
 
+  route("GET", "/openapi.json", "docs", "This document", "The OpenAPI 3.1 document of the API, generated from the zod schemas of `packages/contracts`", {
+    public: true,
+    responses: { 200: json(z.record(z.string(), z.unknown()), "The OpenAPI document") },
+  }),
+  route("GET", "/docs", "docs", "Browsable API reference", "Swagger UI over `/openapi.json`; its scripts and styles are served by the API (`/docs/assets/`, from the swagger-ui-dist package), nothing from elsewhere", {
+    public: true,
+    responses: { 200: { description: "The page", contentType: "text/html", schema: z.string() } },
+  }),
+
   // VMs
   route("GET", "/v1/vms", "vms", "List VMs", "`200 {items: Vm[]}`; a VM on a lost host has `state: \"unknown\"`, its recorded state in `reportedState`, and `hostState`", { responses: { 200: json(VmList, "The project's VMs, by name") } }),
   route("POST", "/v1/vms", "vms", "Create a VM", "body `VmCreateRequest` → `202 {job, vm}`; with `\"dryRun\": true` → `200 VmCreateDryRun` (placement only, nothing created). `networks: [{network, ip?, mac?}]` (left out: one NIC on `default`; `[]`: none), `sshKeys`, `userData` (≤ 64 KiB), `hostname`. Addresses and MACs are allocated in the same transaction: `409 ADDRESS_TAKEN` for a taken `ip`/`mac`, `400 VALIDATION_FAILED` for one outside the subnet or bad cloud-init input", {

@@ -38,6 +38,7 @@ const SCHEMA_REF = "#/components/schemas/";
 
 const TAGS: Record<string, string> = {
   health: "Liveness and readiness probes (no token needed)",
+  docs: "This document and its browsable page (no token needed)",
   vms: "Virtual machines: every change is a job",
   snapshots: "Internal qcow2 snapshots of a VM",
   backups: "Backups in the shared store, their schedules and restores",
