@@ -1,7 +1,8 @@
 import type { JobError, JobEventType, JobPayload, JobProgress, JobState, JobType } from "@iaas/contracts";
 import { JobCatalog } from "@iaas/contracts";
-import { Prisma, type Job, type PrismaClient } from "./generated/prisma/client.js";
+import { Prisma, type Job, type JobType as DbJobType, type PrismaClient } from "./generated/prisma/client.js";
 import type { Db } from "./tx.js";
+import { jobTypeOf, toDbJobType } from "./jobType.js";
 
 
 export interface NewJobEvent {
@@ -26,7 +27,7 @@ export async function appendJobEvent(db: Db, jobId: string, event: NewJobEvent):
       UPDATE "Job" SET "eventSeq" = "eventSeq" + 1 WHERE "id" = ${jobId}::uuid RETURNING "eventSeq"
     )
     INSERT INTO "JobEvent" ("jobId", "seq", "type", "level", "message", "state", "progress", "error")
-    SELECT ${jobId}::uuid, next."eventSeq", ${event.type}, ${level}, ${event.message},
+    SELECT ${jobId}::uuid, next."eventSeq", ${event.type}::"JobEventType", ${level}::"JobEventLevel", ${event.message},
            ${event.state ?? null}::"JobState", ${json(event.progress)}::jsonb, ${json(event.error)}::jsonb
     FROM next
     RETURNING "seq"`;
@@ -74,7 +75,7 @@ export async function finishJobIn(
   from: JobState[] = NON_TERMINAL,
 ): Promise<boolean> {
   const error = outcome.state === "succeeded" ? null : outcome.error;
-  let held: { vmId: string | null; imageId: string | null; type: string };
+  let held: { vmId: string | null; imageId: string | null; type: DbJobType };
   try {
     held = await tx.job.update({
       where: { id: jobId, state: { in: from } },
@@ -97,7 +98,7 @@ export async function finishJobIn(
   // The job's own VM, and any other VM it holds (a clone holds its source too); indexed column.
   await tx.vm.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   if (held.imageId) await tx.image.updateMany({ where: { id: held.imageId, lockJobId: jobId }, data: { lockJobId: null } });
-  if (BACKUP_READERS.has(held.type)) await tx.backup.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
+  if (BACKUP_READERS.has(jobTypeOf(held))) await tx.backup.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   const message =
     outcome.state === "succeeded"
       ? (outcome.message ?? "job succeeded")
@@ -177,7 +178,7 @@ export async function createJobRow(
   const job = await tx.job.create({
     data: {
       id: jobId,
-      type: spec.type,
+      type: toDbJobType(spec.type),
       hostId: spec.hostId,
       vmId: spec.vmId ?? null,
       imageId: spec.imageId ?? null,

@@ -62,7 +62,7 @@ export function openApiPath(expressPath: string): string {
 function operationId(route: ApiRoute): string {
   const words = route.path
     .replace(/^\/v1\//, "/")
-    .split(/[/\-]/)
+    .split(/[/-]/)
     .filter(Boolean)
     .map((w) => w.replace(/^:/, ""));
   return route.method.toLowerCase() + words.map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("");

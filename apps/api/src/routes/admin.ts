@@ -1,8 +1,8 @@
 import type { Router } from "express";
-import { z } from "zod";
 import {
   AuditListQuery,
   IaasError,
+  ImagePublicRequest,
   parseDuration,
   ProjectCreateRequest,
   ProjectQuota,
@@ -11,6 +11,12 @@ import {
   type ApiToken as ApiTokenDto,
   type AuditEvent as AuditEventDto,
   type Project as ProjectDto,
+  type ApiTokenList,
+  type AuditEventList,
+  type HostDrained,
+  type ProjectList,
+  type TokenCreated,
+  type Whoami,
 } from "@iaas/contracts";
 import { isUniqueViolation, type ApiToken, type AuditEvent, type Prisma, type PrismaClient, type Project } from "@iaas/db";
 import { authOf } from "../auth/AuthContext.js";
@@ -53,7 +59,7 @@ function auditDto(a: AuditEvent, projects: Map<string, string>): AuditEventDto {
     userAgent: a.userAgent,
     method: a.method,
     path: a.path,
-    outcome: a.outcome === "allowed" || a.outcome === "denied" ? a.outcome : "failed",
+    outcome: a.outcome,
     status: a.status,
     action: a.action,
     jobId: a.jobId,
@@ -80,7 +86,7 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
 
   const projectRouter = guardedRouter("/v1/projects");
   projectRouter.get("/", async (_req, res) => {
-    res.json({ items: await Promise.all((await projects.list()).map((p) => projectDto(db, p))) });
+    res.json({ items: await Promise.all((await projects.list()).map((p) => projectDto(db, p))) } satisfies ProjectList);
   });
   projectRouter.post("/", async (req, res) => {
     const created = await projects.create(validate(ProjectCreateRequest, req.body, "project"));
@@ -100,7 +106,7 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
   const tokenRouter = guardedRouter("/v1/tokens");
   tokenRouter.get("/", async (_req, res) => {
     const items = await db.apiToken.findMany({ include: { project: true }, orderBy: { createdAt: "asc" } });
-    res.json({ items: items.map(tokenDto) });
+    res.json({ items: items.map(tokenDto) } satisfies ApiTokenList);
   });
   tokenRouter.post("/", async (req, res) => {
     const body = validate(TokenCreateRequest, req.body, "token");
@@ -119,7 +125,7 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
         data: { name: body.name, prefix, hash, role: body.role, projectId: project?.id ?? null, expiresAt, createdBy: authOf(req).tokenName },
         include: { project: true },
       });
-      res.status(201).json({ token: tokenDto(created), secret: token });
+      res.status(201).json({ token: tokenDto(created), secret: token } satisfies TokenCreated);
     } catch (err) {
       if (isUniqueViolation(err, "name")) throw new IaasError("NAME_TAKEN", `a token named '${body.name}' already exists`, { hint: "choose another name, or revoke the old one (`iaas token revoke NAME`)" });
       throw err;
@@ -142,28 +148,28 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
     if (q.outcome) where.outcome = q.outcome;
     const rows = await db.auditEvent.findMany({ where, orderBy: { id: "desc" }, take: q.limit });
     const names = new Map((await db.project.findMany({ select: { id: true, name: true } })).map((p) => [p.id, p.name]));
-    res.json({ items: rows.map((r) => auditDto(r, names)) });
+    res.json({ items: rows.map((r) => auditDto(r, names)) } satisfies AuditEventList);
   });
 
   const whoami = guardedRouter("/v1/whoami");
   whoami.get("/", (req, res) => {
     const auth = authOf(req);
     const scope = currentScope();
-    res.json({ token: auth.tokenName, tokenId: auth.tokenId, role: auth.role, scopedToProject: auth.projectId !== null, project: scope?.projectName ?? null });
+    res.json({ token: auth.tokenName, tokenId: auth.tokenId, role: auth.role, scopedToProject: auth.projectId !== null, project: scope?.projectName ?? null } satisfies Whoami);
   });
 
   const hostAdmin = guardedRouter("/v1/hosts");
   const drain = (drained: boolean) => async (req: import("express").Request<{ id: string }>, res: import("express").Response) => {
     const { count } = await db.host.updateMany({ where: { id: req.params.id }, data: { drained } });
     if (count === 0) throw new IaasError("NOT_FOUND", `host '${req.params.id}' not found`, { hint: "run `iaas host list`" });
-    res.json({ id: req.params.id, drained });
+    res.json({ id: req.params.id, drained } satisfies HostDrained);
   };
   hostAdmin.post("/:id/drain", drain(true));
   hostAdmin.post("/:id/undrain", drain(false));
 
   const imageAdmin = guardedRouter("/v1/images");
   imageAdmin.patch("/:ref", async (req, res) => {
-    const body = validate(z.object({ public: z.boolean() }), req.body, "image change");
+    const body = validate(ImagePublicRequest, req.body, "image change");
     const image = await findImage(db, req.params.ref);
     const updated = await db.image.update({ where: { id: image.id }, data: { public: body.public } });
     res.json(toImageDto(updated));

@@ -1,6 +1,6 @@
 import { type Request, type Router } from "express";
 import { guardedRouter } from "../auth/permissions.js";
-import { BackupListQuery, BackupRestoreRequest, BackupVmCreateRequest } from "@iaas/contracts";
+import { BackupListQuery, BackupRestoreRequest, BackupVmCreateRequest, type BackupList } from "@iaas/contracts";
 import type { Backup, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import { findBackup, type BackupService } from "../services/BackupService.js";
@@ -33,7 +33,7 @@ export function backupRoutes(deps: { db: PrismaClient; backups: BackupService })
 
   router.get("/", async (req, res) => {
     const query = validate(BackupListQuery, req.query, "backup list query");
-    res.json({ items: await backupDtos(db, await backups.list(query.vm)) });
+    res.json({ items: await backupDtos(db, await backups.list(query.vm)) } satisfies BackupList);
   });
 
   router.get("/:id", async (req, res) => {

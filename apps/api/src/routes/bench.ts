@@ -1,13 +1,10 @@
 import type { Router } from "express";
 import { guardedRouter } from "../auth/permissions.js";
-import { z } from "zod";
-import { IaasError } from "@iaas/contracts";
+import { BenchNoopRequest, IaasError } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { validate, sendAccepted } from "../http/validate.js";
 import type { JobSubmitter } from "../services/JobSubmitter.js";
 import { hostAges } from "../services/hostLiveness.js";
-
-const BenchNoopRequest = z.object({ n: z.number().int().nonnegative(), host: z.string().optional() });
 
 /**
  * The benchmark's endpoint (`npm run bench:jobs`): submits a `bench.noop` job through the same

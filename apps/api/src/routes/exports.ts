@@ -2,7 +2,7 @@ import type { Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import path from "node:path";
-import { IaasError } from "@iaas/contracts";
+import { IaasError, type ExportList } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { toExportDto } from "../services/dto.js";
 import type { ExportService } from "../services/ExportService.js";
@@ -12,7 +12,7 @@ export function exportRoutes(deps: { db: PrismaClient; exports: ExportService; s
 
   router.get("/", async (_req, res) => {
     const items = await deps.db.export.findMany({ where: inProject(), orderBy: { createdAt: "desc" }, take: 500 });
-    res.json({ items: items.map(toExportDto) });
+    res.json({ items: items.map(toExportDto) } satisfies ExportList);
   });
 
   router.get("/:id", async (req, res) => {

@@ -1,5 +1,5 @@
 import type { Router } from "express";
-import { HostEvacuateRequest } from "@iaas/contracts";
+import { HostEvacuateRequest, type HostList } from "@iaas/contracts";
 import { guardedRouter } from "../auth/permissions.js";
 import type { PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, validate } from "../http/validate.js";
@@ -13,7 +13,7 @@ export function hostRoutes(deps: { db: PrismaClient; hosts: HostThresholds; evac
   const router = guardedRouter("/v1/hosts");
   router.get("/", async (_req, res) => {
     const [hosts, allocations, states] = await Promise.all([deps.db.host.findMany({ orderBy: { id: "asc" } }), allocationsByHost(deps.db), hostStates(deps.db, deps.hosts)]);
-    res.json({ items: hosts.map((h) => toHostDto(h, allocations.get(h.id) ?? NO_ALLOCATION, states.get(h.id) ?? "lost")) });
+    res.json({ items: hosts.map((h) => toHostDto(h, allocations.get(h.id) ?? NO_ALLOCATION, states.get(h.id) ?? "lost")) } satisfies HostList);
   });
 
   // Drains the host, then moves its VMs (one job each) or says why one stays; `dryRun` plans only.

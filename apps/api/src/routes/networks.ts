@@ -1,7 +1,7 @@
 import type { Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
-import { NetworkCreateRequest } from "@iaas/contracts";
+import { NetworkCreateRequest, type NetworkList } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import { validate } from "../http/validate.js";
 import { toNetworkDto } from "../services/dto.js";
@@ -14,7 +14,7 @@ export function networkRoutes(deps: { db: PrismaClient; networks: NetworkService
 
   router.get("/", async (_req, res) => {
     const items = await db.network.findMany({ where: inProject(), include: NETWORK_DTO_INCLUDE, orderBy: { name: "asc" } });
-    res.json({ items: items.map(toNetworkDto) });
+    res.json({ items: items.map(toNetworkDto) } satisfies NetworkList);
   });
 
   router.post("/", async (req, res) => {

@@ -2,7 +2,6 @@ import { type Request, type Response, type Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import type { Redis } from "ioredis";
-import { z } from "zod";
 import {
   BackupScheduleRequest,
   ExportRequest,
@@ -19,8 +18,13 @@ import {
   VmStopRequest,
   VmBackupRequest,
   VmMigrateRequest,
+  VmDeleteQuery,
+  type JobAccepted,
+  type PortForwardList,
+  type SnapshotList,
+  type VmList,
 } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import { jobTypeOf, type PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import type { BackupScheduler } from "../services/BackupScheduler.js";
 import type { BackupService } from "../services/BackupService.js";
@@ -39,9 +43,6 @@ import { watchClient } from "../http/clientWatch.js";
 import { hostStates, type HostThresholds } from "../services/hostLiveness.js";
 import type { VmForceDelete } from "../services/VmForceDelete.js";
 import type { VmMigrationService } from "../services/VmMigrationService.js";
-
-/** `DELETE /v1/vms/:ref?force=true`. */
-const VmDeleteQuery = z.object({ force: z.enum(["true", "false", "1", "0"]).optional().transform((v) => v === "true" || v === "1") });
 
 function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
@@ -73,7 +74,7 @@ export function vmRoutes(deps: {
 
   router.get("/", async (_req, res) => {
     const [items, states] = await Promise.all([db.vm.findMany({ where: inProject(), include: VM_DTO_INCLUDE, orderBy: { name: "asc" } }), hostStates(db, deps.hosts)]);
-    res.json({ items: items.map((vm) => toVmDto(vm, states.get(vm.hostId) ?? "lost")) });
+    res.json({ items: items.map((vm) => toVmDto(vm, states.get(vm.hostId) ?? "lost")) } satisfies VmList);
   });
 
   router.post("/", async (req, res) => {
@@ -105,9 +106,9 @@ export function vmRoutes(deps: {
     // Only for a VM whose host is lost: its records go now, in a job that is already finished.
     const done = await deps.forceDelete.delete(req.params.ref, { ...meta(req), hash: requestHash(req.method, `${req.path}?force=true`, req.body) });
     res.status(200).location(`/v1/jobs/${done.job.id}`);
-    (res.locals as { jobType?: string }).jobType = done.job.type;
+    (res.locals as { jobType?: string }).jobType = jobTypeOf(done.job);
     if (done.replayed) res.setHeader("Idempotent-Replayed", "true");
-    res.json({ job: toJobDto(done.job), vm: null });
+    res.json({ job: toJobDto(done.job), vm: null } satisfies JobAccepted);
   });
 
   router.post("/:ref/migrate", async (req, res) => {
@@ -137,7 +138,7 @@ export function vmRoutes(deps: {
   router.get("/:ref/ports", async (req, res) => {
     const vm = await findVm(db, req.params.ref);
     const forwards = await db.portForward.findMany({ where: { vmId: vm.id }, include: { nic: { select: { index: true } } }, orderBy: [{ protocol: "asc" }, { hostPort: "asc" }] });
-    res.json({ items: forwards.map((f) => toPortForwardDto(f, f.nic.index)) });
+    res.json({ items: forwards.map((f) => toPortForwardDto(f, f.nic.index)) } satisfies PortForwardList);
   });
 
   router.post("/:ref/ports", async (req, res) => {
@@ -181,7 +182,7 @@ export function vmRoutes(deps: {
   router.get("/:ref/snapshots", async (req, res) => {
     const vm = await findVm(db, req.params.ref);
     const items = await db.snapshot.findMany({ where: { vmId: vm.id }, orderBy: { createdAt: "asc" } });
-    res.json({ items: items.map(toSnapshotDto) });
+    res.json({ items: items.map(toSnapshotDto) } satisfies SnapshotList);
   });
 
   router.post("/:ref/snapshots", async (req, res) => {
