@@ -29,7 +29,8 @@ export class ResponseValidator {
     // Templates without parameters first, so `/v1/jobs` is not read as a parameter of another.
     this.paths = Object.keys(doc.paths)
       .sort((a, b) => (a.match(/\{/g)?.length ?? 0) - (b.match(/\{/g)?.length ?? 0))
-      .map((template) => ({ template, pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{[A-Za-z]+\\?\}/g, "[^/]+")}$`) }));
+      // As Express routes: case-insensitive, trailing slashes allowed.
+      .map((template) => ({ template, pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\\?\{[A-Za-z]+\\?\}/g, "[^/]+")}/*$`, "i") }));
   }
 
   /** The document's path template for a request path, or null. */
@@ -49,7 +50,9 @@ export class ResponseValidator {
       schema = { $ref: "#/components/schemas/Problem" };
     } else {
       if (template === null) return `${method} ${pathname} ${status}: no path of the OpenAPI document matches`;
-      const operation = this.doc.paths[template]?.[method.toLowerCase()];
+      const operations = this.doc.paths[template];
+      // Express answers HEAD with its GET route (headers only).
+      const operation = operations?.[method.toLowerCase()] ?? (method === "HEAD" ? operations?.["get"] : undefined);
       if (!operation) return `${where}: the document has no ${method} operation on ${template}`;
       const answer = operation.responses[String(status)] as { content?: Record<string, { schema: unknown }> } | undefined;
       if (!answer) return `${where}: status ${status} is not documented (documented: ${Object.keys(operation.responses).join(", ")})`;
