@@ -100,7 +100,7 @@ describe("REST API", () => {
     const reused = await post("/v1/vms/web/stop", undefined, { "Idempotency-Key": "start-1" });
     expect(reused.status).toBe(409);
     expect(((await reused.json()) as { code: string }).code).toBe("IDEMPOTENCY_KEY_REUSED");
-    expect(await db.job.count({ where: { vmId: body.vm.id, type: "vm.start" } })).toBe(1);
+    expect(await db.job.count({ where: { vmId: body.vm.id, type: "vm_start" } })).toBe(1);
   });
 
   it("answers a request for a VM held by another job with 409 naming that job", async () => {

@@ -2,7 +2,7 @@ import express from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { IaasError } from "@iaas/contracts";
-import type { PrismaClient } from "@iaas/db";
+import { jobTypeOf, type PrismaClient } from "@iaas/db";
 import { errorHandler } from "./http/problem.js";
 import { accessLog, captureRoute } from "./http/accessLog.js";
 import { streamLimiterOf } from "./http/streamLimits.js";
@@ -13,6 +13,7 @@ import { benchRoutes } from "./routes/bench.js";
 import { exportRoutes } from "./routes/exports.js";
 import { ExportService } from "./services/ExportService.js";
 import { healthRoutes } from "./routes/health.js";
+import { docsRoutes } from "./openapi/docsRoutes.js";
 import { hostRoutes } from "./routes/hosts.js";
 import { DEFAULT_LOST_AFTER_SECONDS, type HostThresholds } from "./services/hostLiveness.js";
 import { HostEvacuationService } from "./services/HostEvacuationService.js";
@@ -83,7 +84,7 @@ export function createApp(deps: AppDeps): Api {
   const { db, log, config } = deps;
   // Prometheus metrics of this process (GET /metrics); streams are counted by the app's stream limiter.
   const metrics = new ApiMetrics(db, log, () => streamLimiterOf(app));
-  const submitter = new JobSubmitter(db, deps.queues, log, (job) => metrics.jobSubmitted(job.type));
+  const submitter = new JobSubmitter(db, deps.queues, log, (job) => metrics.jobSubmitted(jobTypeOf(job)));
   const hosts: HostThresholds = { offlineAfterSeconds: config.offlineAfterSeconds, lostAfterSeconds: config.lostAfterSeconds ?? DEFAULT_LOST_AFTER_SECONDS };
   const vms = new VmService(db, submitter, hosts);
   const vmNetworks = new VmNetworkService(db, submitter, hosts);
@@ -116,6 +117,8 @@ export function createApp(deps: AppDeps): Api {
   // --- end HTTP hardening
   app.use(healthRoutes({ db, redis: deps.redis }));
   app.use(metricsRoutes({ metrics, token: config.metricsToken }));
+  // GET /openapi.json and /docs: public like /healthz (they describe the API, they hold no data).
+  app.use(docsRoutes());
   // Who the request is and in which project; then the per-token rate limit.
   app.use("/v1", authenticate(db, config.auth));
   const afterAuth = afterAuthHardening(app);
@@ -139,7 +142,7 @@ export function createApp(deps: AppDeps): Api {
   app.use("/v1/hosts", hostRoutes({ db, hosts, evacuations }));
   if (config.enableBenchJobs) app.use("/v1/bench", benchRoutes({ db, submitter, offlineAfterSeconds: config.offlineAfterSeconds }));
   app.use((req, _res, next) => {
-    next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see docs/rest-api.md for the endpoints" }));
+    next(new IaasError("NOT_FOUND", `no route for ${req.method} ${req.path}`, { hint: "see GET /openapi.json (or /docs in a browser) for the endpoints" }));
   });
   app.use(errorHandler(log));
   return { app, backupScheduler };

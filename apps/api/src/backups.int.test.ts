@@ -123,10 +123,10 @@ describe("VM backups and schedules over REST", () => {
       await api.db.backupSchedule.update({ where: { vmId }, data: { createdAt: new Date(Date.now() - 3 * 3_600_000) } });
       await api.backupScheduler.reconcile();
       expect((await queue.getJobSchedulers()).map((s) => s.key)).toEqual([`backup-${vmId}`]);
-      const missed = await api.db.job.findMany({ where: { type: "backup.missed" } });
+      const missed = await api.db.job.findMany({ where: { type: "backup_missed" } });
       expect(missed.map((j) => [j.state, j.errorCode, j.vmId])).toEqual([["failed", "SERVICE_UNAVAILABLE", vmId]]);
       await api.backupScheduler.reconcile();
-      expect(await api.db.job.count({ where: { type: "backup.missed" } })).toBe(1);
+      expect(await api.db.job.count({ where: { type: "backup_missed" } })).toBe(1);
       expect((await send("DELETE", "/v1/vms/web/backup-schedule")).status).toBe(204);
       expect((await get("/v1/vms/web/backup-schedule")).status).toBe(404);
       expect(await queue.getJobSchedulers()).toEqual([]);

@@ -159,7 +159,7 @@ describe("hosts that go away", () => {
       expect(problem.code).toBe("INVALID_STATE");
       expect(problem.hint).toContain("iaas vm delete web`");
       expect(await db.vm.count({ where: { name: "web" } })).toBe(1);
-      expect(await db.job.count({ where: { type: "vm.delete" } })).toBe(0);
+      expect(await db.job.count({ where: { type: "vm_delete" } })).toBe(0);
     });
 
     it("is refused while the host is offline but not lost yet", async () => {
@@ -256,7 +256,7 @@ describe("hosts that go away", () => {
       const [item] = body.items;
       expect(item).toMatchObject({ vmName: "mover", action: "migrate", toHostId: "h2" });
       const job = await db.job.findUniqueOrThrow({ where: { id: item?.jobId ?? "" } });
-      expect(job).toMatchObject({ type: "vm.migrate", state: "queued", hostId: "h1", payload: { vmId: vm.id, fromHostId: "h1", toHostId: "h2" } });
+      expect(job).toMatchObject({ type: "vm_migrate", state: "queued", hostId: "h1", payload: { vmId: vm.id, fromHostId: "h1", toHostId: "h2" } });
       expect(await db.vm.findUniqueOrThrow({ where: { id: vm.id } })).toMatchObject({ hostId: "h2", lockJobId: job.id, state: "stopped" });
       expect((await db.portForward.findFirstOrThrow({ where: { vmId: vm.id } })).hostId).toBe("h2");
       expect((await db.host.findUniqueOrThrow({ where: { id: "h1" } })).drained).toBe(true);
@@ -281,7 +281,7 @@ describe("hosts that go away", () => {
       ]);
       expect(body.items[1]?.reason).toBe("VM 'bare' has no backup; its disk is on the lost host 'h3': `iaas vm delete bare --force` or wait for the host");
       const job = await db.job.findUniqueOrThrow({ where: { id: body.items[0]?.jobId ?? "" } });
-      expect(job).toMatchObject({ type: "vm.migrate", hostId: "h1", payload: { vmId: backed.id, fromHostId: "h3", toHostId: "h1", fromBackupId: newest.id } });
+      expect(job).toMatchObject({ type: "vm_migrate", hostId: "h1", payload: { vmId: backed.id, fromHostId: "h3", toHostId: "h1", fromBackupId: newest.id } });
       expect((await db.backup.findUniqueOrThrow({ where: { id: newest.id } })).lockJobId).toBe(job.id);
       expect(await db.vm.findUniqueOrThrow({ where: { id: backed.id } })).toMatchObject({ hostId: "h1", lockJobId: job.id });
       expect(await db.job.findUniqueOrThrow({ where: { id: stuck } })).toMatchObject({ state: "cancelled" });

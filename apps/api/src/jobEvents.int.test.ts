@@ -53,7 +53,7 @@ describe("pushed job events", () => {
   });
   beforeEach(async () => {
     await api.reset();
-    const job = await api.db.job.create({ data: { type: "vm.start", state: "running", startedAt: new Date(), payload: {}, maxAttempts: 1, timeoutMs: 60_000, eventSeq: 1 } });
+    const job = await api.db.job.create({ data: { type: "vm_start", state: "running", startedAt: new Date(), payload: {}, maxAttempts: 1, timeoutMs: 60_000, eventSeq: 1 } });
     await api.db.jobEvent.create({ data: { jobId: job.id, seq: 1, type: "state", state: "running", message: "started" } });
     jobId = job.id;
   });
@@ -167,7 +167,7 @@ describe("the safety poll", () => {
 
   it("delivers an event whose notification was lost: one query for every watched job, none while nobody watches", async () => {
     await api.reset();
-    const job = await api.db.job.create({ data: { type: "vm.start", state: "running", payload: {}, maxAttempts: 1, timeoutMs: 60_000 } });
+    const job = await api.db.job.create({ data: { type: "vm_start", state: "running", payload: {}, maxAttempts: 1, timeoutMs: 60_000 } });
     const polls = api.jobEvents.stats.polls;
     await new Promise((r) => setTimeout(r, 500));
     expect(api.jobEvents.stats.polls).toBe(polls);

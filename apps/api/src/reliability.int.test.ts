@@ -103,7 +103,7 @@ describe("faults of the services", () => {
     const put = await fetch(`${base}${upload.uploadUrl}`, { method: "PUT", body: randomBytes(4096) });
     expect(put.status).toBe(202);
     const job = ((await put.json()) as { job: { id: string } }).job;
-    expect(await db.job.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ state: "queued", type: "image.import" });
+    expect(await db.job.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ state: "queued", type: "image_import" });
 
     // Redis comes back without its data: the relay decides from Postgres.
     await redisBack();

@@ -30,7 +30,7 @@ describe("job retention and abandoned uploads", () => {
     async function job(state: JobState, finishedDaysAgo: number | null, events = 2): Promise<string> {
       const createdAt = ago((finishedDaysAgo ?? 60) + 1);
       const row = await api.db.job.create({
-        data: { type: "vm.start", payload: {}, maxAttempts: 1, timeoutMs: 60_000, state, createdAt, finishedAt: finishedDaysAgo === null ? null : ago(finishedDaysAgo), eventSeq: events },
+        data: { type: "vm_start", payload: {}, maxAttempts: 1, timeoutMs: 60_000, state, createdAt, finishedAt: finishedDaysAgo === null ? null : ago(finishedDaysAgo), eventSeq: events },
       });
       for (let seq = 1; seq <= events; seq++) await api.db.jobEvent.create({ data: { jobId: row.id, seq, type: "log", message: `step ${seq}` } });
       return row.id;
@@ -72,7 +72,7 @@ describe("job retention and abandoned uploads", () => {
     it("works through a backlog in batches, and by default against the database clock", async () => {
       const realNow = Date.now();
       const finished = async (daysAgo: number) =>
-        (await api.db.job.create({ data: { type: "vm.start", payload: {}, maxAttempts: 1, timeoutMs: 1, state: "succeeded", finishedAt: new Date(realNow - daysAgo * DAY) } })).id;
+        (await api.db.job.create({ data: { type: "vm_start", payload: {}, maxAttempts: 1, timeoutMs: 1, state: "succeeded", finishedAt: new Date(realNow - daysAgo * DAY) } })).id;
       for (let i = 0; i < 7; i++) await finished(31 + i);
       const young = await finished(29);
       expect(await pruneJobs(api.db, { retentionDays: 30, batchSize: 3 })).toBe(7);
@@ -117,7 +117,7 @@ describe("job retention and abandoned uploads", () => {
       const active = await uploadImage("active", { activityHoursAgo: 1, bytes: 200 });
       // The database says idle, but bytes reached the file lately: an upload still streaming.
       const streaming = await uploadImage("streaming", { activityHoursAgo: 30, bytes: 200, fileHoursAgo: 0 });
-      const queuedJob = await api.db.job.create({ data: { type: "image.import", payload: {}, maxAttempts: 1, timeoutMs: 1 } });
+      const queuedJob = await api.db.job.create({ data: { type: "image_import", payload: {}, maxAttempts: 1, timeoutMs: 1 } });
       const importing = await uploadImage("importing", { activityHoursAgo: 30, bytes: 1000, lockJobId: queuedJob.id });
       // Orphans: a file for an image that no longer exists, a leftover of a ready image; and a file that is not ours.
       const gone = randomUUID();

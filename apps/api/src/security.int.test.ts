@@ -119,7 +119,7 @@ describe("security: tokens, roles, projects, quotas, audit", () => {
 
   it("a project's token finds nothing of another project: answered as a missing one (404), never 403", async () => {
     const alpha = tokens["alpha-op"] ?? "";
-    const job = await api.db.job.create({ data: { type: "vm.start", projectId: projectB, hostId: "h1", targetName: "beta-vm", payload: {}, maxAttempts: 1, timeoutMs: 1000 } });
+    const job = await api.db.job.create({ data: { type: "vm_start", projectId: projectB, hostId: "h1", targetName: "beta-vm", payload: {}, maxAttempts: 1, timeoutMs: 1000 } });
     const values = { ref: "beta-vm", id: job.id, name: "x", nic: "0", hostPort: "2222" };
     const leaks: string[] = [];
     for (const [route, permission] of Object.entries(ROUTE_PERMISSIONS)) {
@@ -167,7 +167,7 @@ describe("security: tokens, roles, projects, quotas, audit", () => {
   }, 60_000);
 
   it("records who did what: jobs carry their actor; allowed and denied requests are in the audit trail, which cannot be changed", async () => {
-    const job = await api.db.job.findFirstOrThrow({ where: { type: "vm.create", targetName: "q0" } }).catch(async () => api.db.job.findFirstOrThrow({ where: { type: "vm.create" } }));
+    const job = await api.db.job.findFirstOrThrow({ where: { type: "vm_create", targetName: "q0" } }).catch(async () => api.db.job.findFirstOrThrow({ where: { type: "vm_create" } }));
     expect(job.actorName).toBe("alpha-op");
     expect(job.projectId).not.toBe(DEFAULT_PROJECT_ID);
     const denied = await call(tokens["viewer"] ?? "", "POST", "/v1/vms", { name: "v", image: "deb" }, { "user-agent": "audit-test/1.0" });

@@ -21,7 +21,7 @@ describe("event and console streams", () => {
   });
   beforeEach(async () => {
     await api.reset();
-    jobId = (await api.db.job.create({ data: { type: "vm.start", payload: {}, maxAttempts: 1, timeoutMs: 60_000 } })).id;
+    jobId = (await api.db.job.create({ data: { type: "vm_start", payload: {}, maxAttempts: 1, timeoutMs: 60_000 } })).id;
     const image = await api.db.image.findFirstOrThrow({ where: { name: "deb" } });
     vmId = (await api.db.vm.create({ data: { name: "v1", state: "running", hostId: "h1", imageId: image.id, cpus: 1, memoryBytes: 256n * 1024n ** 2n, diskBytes: 1024n ** 3n } })).id;
   });

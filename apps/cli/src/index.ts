@@ -3,10 +3,7 @@ export type { CliDeps } from "./commands/CommandContext.js";
 export { CliError } from "./CliError.js";
 export {
   ApiClient,
-  HostDrained,
-  PortAccepted,
   VmPlan,
-  Whoami,
   type ApiClientOptions,
   type AuditFilter,
   type ExportInput,
@@ -23,7 +20,6 @@ export {
   type VmProbeInput,
 } from "./client/ApiClient.js";
 export { runInheritingStdio, type RunProcess } from "./runProcess.js";
-export { JobAccepted } from "./client/JobAccepted.js";
 export { uploadImageFile, type UploadOptions, type RetryNotice } from "./client/uploadFile.js";
 export { downloadFile, type DownloadOptions, type DownloadResult } from "./client/downloadFile.js";
 export { SseParser, readSseEvents, type SseEvent } from "./client/sse.js";

@@ -15,3 +15,5 @@ export * from "./env.js";
 export * from "./logRedaction.js";
 export * from "./metricsAuth.js";
 export * from "./pagination.js";
+export * from "./responses.js";
+export * from "./apiCatalog.js";

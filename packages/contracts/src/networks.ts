@@ -71,11 +71,6 @@ export type NicRequest = z.infer<typeof NicRequest>;
 export const PortProtocol = z.enum(["tcp", "udp"]);
 export type PortProtocol = z.infer<typeof PortProtocol>;
 
-/** A protocol column read back from Postgres (the API writes only "tcp" or "udp"; anything else is corrupt). */
-export function toPortProtocol(value: string): PortProtocol {
-  return PortProtocol.parse(value);
-}
-
 export const PortForwardRequest = z.object({
   hostPort: z.number().int().min(1).max(65535),
   guestPort: z.number().int().min(1).max(65535),

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { VmState } from "./states.js";
 
 /** Snapshot names are unique per VM; they become qcow2 snapshot tags, so a safe character set. */
 export const SnapshotName = z
@@ -34,7 +35,7 @@ export const Snapshot = z.object({
   state: SnapshotState,
   description: z.string().nullable(),
   /** The VM's state when the snapshot was taken. */
-  vmState: z.string(),
+  vmState: VmState,
   /** Size of the saved VM state (memory snapshots), as `qemu-img snapshot -l` reports it. */
   sizeBytes: z.number().nullable(),
   createdAt: z.string(),

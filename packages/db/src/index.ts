@@ -5,6 +5,7 @@ export { JobStatements, type SubmitJob } from "./hotPath/JobStatements.js";
 export { isUniqueViolation } from "./isUniqueViolation.js";
 export type { Db, Tx } from "./tx.js";
 export * from "./jobStore.js";
+export { jobTypeOf, toDbJobType } from "./jobType.js";
 export * from "./vmTransition.js";
 export { isDatabaseUnavailable } from "./availability.js";
 export { JOB_EVENTS_CHANNEL, JobEventListener, parseJobEventNotice, type JobEventNotice, type JobEventListenerOptions } from "./JobEventListener.js";

@@ -1,9 +1,10 @@
 import type { JobError, JobEventType, JobPayload, JobProgress, JobState, JobType } from "@iaas/contracts";
 import { JobCatalog } from "@iaas/contracts";
-import { Prisma, type Job, type PrismaClient } from "./generated/prisma/client.js";
+import { Prisma, type Job, type JobType as DbJobType, type PrismaClient } from "./generated/prisma/client.js";
 import type { Db } from "./tx.js";
 import { jobStatements } from "./createPrismaClient.js";
 import { BACKUP_READERS } from "./hotPath/JobStatements.js";
+import { jobTypeOf, toDbJobType } from "./jobType.js";
 
 
 export interface NewJobEvent {
@@ -28,7 +29,7 @@ export async function appendJobEvent(db: Db, jobId: string, event: NewJobEvent):
       UPDATE "Job" SET "eventSeq" = "eventSeq" + 1 WHERE "id" = ${jobId}::uuid RETURNING "eventSeq"
     )
     INSERT INTO "JobEvent" ("jobId", "seq", "type", "level", "message", "state", "progress", "error")
-    SELECT ${jobId}::uuid, next."eventSeq", ${event.type}, ${level}, ${event.message},
+    SELECT ${jobId}::uuid, next."eventSeq", ${event.type}::"JobEventType", ${level}::"JobEventLevel", ${event.message},
            ${event.state ?? null}::"JobState", ${json(event.progress)}::jsonb, ${json(event.error)}::jsonb
     FROM next
     RETURNING "seq"`;
@@ -66,7 +67,7 @@ export async function finishJobIn(
   from: JobState[] = NON_TERMINAL,
 ): Promise<boolean> {
   const error = outcome.state === "succeeded" ? null : outcome.error;
-  let held: { vmId: string | null; imageId: string | null; type: string };
+  let held: { vmId: string | null; imageId: string | null; type: DbJobType };
   try {
     held = await tx.job.update({
       where: { id: jobId, state: { in: from } },
@@ -89,7 +90,7 @@ export async function finishJobIn(
   // The job's own VM, and any other VM it holds (a clone holds its source too); indexed column.
   await tx.vm.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   if (held.imageId) await tx.image.updateMany({ where: { id: held.imageId, lockJobId: jobId }, data: { lockJobId: null } });
-  if (BACKUP_READERS.includes(held.type)) await tx.backup.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
+  if (BACKUP_READERS.includes(jobTypeOf(held))) await tx.backup.updateMany({ where: { lockJobId: jobId }, data: { lockJobId: null } });
   const message =
     outcome.state === "succeeded"
       ? (outcome.message ?? "job succeeded")
@@ -152,7 +153,7 @@ export async function createJobRow(
   const job = await tx.job.create({
     data: {
       id: jobId,
-      type: spec.type,
+      type: toDbJobType(spec.type),
       hostId: spec.hostId,
       vmId: spec.vmId ?? null,
       imageId: spec.imageId ?? null,

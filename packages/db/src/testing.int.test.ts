@@ -26,7 +26,7 @@ describe("createTestDatabase + createPrismaClient", () => {
     });
     const job = await db.$transaction(async (tx) => {
       const created = await tx.job.create({
-        data: { type: "vm.create", hostId: "host-1", payload: { name: "vm-1" }, maxAttempts: 3, timeoutMs: 60_000, idempotencyKey: "k-1" },
+        data: { type: "vm_create", hostId: "host-1", payload: { name: "vm-1" }, maxAttempts: 3, timeoutMs: 60_000, idempotencyKey: "k-1" },
       });
       await tx.jobEvent.create({ data: { jobId: created.id, seq: 1, type: "state", state: JobState.queued, message: "queued" } });
       return tx.job.update({ where: { id: created.id }, data: { eventSeq: 1 } });
@@ -47,7 +47,7 @@ describe("createTestDatabase + createPrismaClient", () => {
 
   it("reports unique violations, by field", async () => {
     const err = await db.job
-      .create({ data: { type: "vm.create", payload: {}, maxAttempts: 1, timeoutMs: 1000, idempotencyKey: "k-1" } })
+      .create({ data: { type: "vm_create", payload: {}, maxAttempts: 1, timeoutMs: 1000, idempotencyKey: "k-1" } })
       .then(() => undefined, (e: unknown) => e);
     expect(isUniqueViolation(err)).toBe(true);
     expect(isUniqueViolation(err, "idempotencyKey")).toBe(true);

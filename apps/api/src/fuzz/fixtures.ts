@@ -69,11 +69,11 @@ export async function setUpFixtures(api: TestApi): Promise<Fixtures> {
 
     const job = { hostId: "h1", payload: {}, maxAttempts: 1, timeoutMs: 60_000 };
     const finished = { state: "succeeded" as const, startedAt: new Date(), finishedAt: new Date() };
-    await db.job.create({ data: { ...job, id: FIXTURE_IDS.queuedJob, type: "vm.start", vmId: FIXTURE_IDS.vm, targetName: "fz-vm" } });
-    await db.job.create({ data: { ...job, ...finished, id: FIXTURE_IDS.doneJob, type: "vm.start", vmId: FIXTURE_IDS.vm, targetName: "fz-vm", eventSeq: 1 } });
+    await db.job.create({ data: { ...job, id: FIXTURE_IDS.queuedJob, type: "vm_start", vmId: FIXTURE_IDS.vm, targetName: "fz-vm" } });
+    await db.job.create({ data: { ...job, ...finished, id: FIXTURE_IDS.doneJob, type: "vm_start", vmId: FIXTURE_IDS.vm, targetName: "fz-vm", eventSeq: 1 } });
     await db.jobEvent.create({ data: { jobId: FIXTURE_IDS.doneJob, seq: 1, type: "state", state: "succeeded", message: "succeeded" } });
-    await db.job.create({ data: { ...job, ...finished, id: FIXTURE_IDS.exportJob, type: "image.export", imageId: deb.id, targetName: "deb" } });
-    await db.job.create({ data: { ...job, ...finished, id: FIXTURE_IDS.expiredExportJob, type: "image.export", imageId: deb.id, targetName: "deb" } });
+    await db.job.create({ data: { ...job, ...finished, id: FIXTURE_IDS.exportJob, type: "image_export", imageId: deb.id, targetName: "deb" } });
+    await db.job.create({ data: { ...job, ...finished, id: FIXTURE_IDS.expiredExportJob, type: "image_export", imageId: deb.id, targetName: "deb" } });
 
     await db.backup.create({
       data: {
@@ -95,7 +95,7 @@ export async function setUpFixtures(api: TestApi): Promise<Fixtures> {
     // DELETE /v1/exports/:id removes the file too.
     await mkdir(path.join(api.store, path.dirname(EXPORT_FILE)), { recursive: true });
     await writeFile(path.join(api.store, EXPORT_FILE), EXPORT_BYTES);
-    const exported = { sourceType: "image", sourceId: deb.id, sourceName: "deb", format: "qcow2" };
+    const exported = { sourceType: "image" as const, sourceId: deb.id, sourceName: "deb", format: "qcow2" };
     await db.export.create({
       data: {
         ...exported,

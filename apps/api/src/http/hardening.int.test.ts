@@ -317,7 +317,7 @@ describe("HTTP hardening", () => {
 
   it("limits open event streams per token with 429 and frees a slot when a stream closes", async () => {
     const base = await start({ maxStreamsPerToken: 2 });
-    const job = await db.job.create({ data: { type: "vm.start", payload: {}, maxAttempts: 1, timeoutMs: 60_000 } });
+    const job = await db.job.create({ data: { type: "vm_start", payload: {}, maxAttempts: 1, timeoutMs: 60_000 } });
     const open = async () => {
       const abort = new AbortController();
       const res = await fetch(`${base}/v1/jobs/${job.id}/events`, { signal: abort.signal });

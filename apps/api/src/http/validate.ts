@@ -1,7 +1,7 @@
 import type { Response } from "express";
 import type { z } from "zod";
-import { IaasError } from "@iaas/contracts";
-import type { Job } from "@iaas/db";
+import { IaasError, type JobAccepted } from "@iaas/contracts";
+import { jobTypeOf, type Job } from "@iaas/db";
 import { toJobDto } from "../services/dto.js";
 import type { Submitted } from "../services/JobSubmitter.js";
 
@@ -29,12 +29,12 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, what: s
 }
 
 /** Answers `202 Accepted` with `Location: /v1/jobs/<id>` for a submitted job. */
-export function sendAccepted<E>(res: Response, submitted: Submitted<E>, body: Record<string, unknown>): void {
+export function sendAccepted<E>(res: Response, submitted: Submitted<E>, body: Omit<JobAccepted, "job">): void {
   const job: Job = submitted.job;
   res.status(202).location(`/v1/jobs/${job.id}`);
-  (res.locals as { jobType?: string }).jobType = job.type;
+  (res.locals as { jobType?: string }).jobType = jobTypeOf(job);
   if (submitted.replayed) res.setHeader("Idempotent-Replayed", "true");
-  res.json({ job: toJobDto(job), ...body });
+  res.json({ job: toJobDto(job), ...body } satisfies JobAccepted);
 }
 
 export function idempotencyKeyOf(header: string | undefined): string | undefined {

@@ -1,15 +1,15 @@
 import type { Logger } from "pino";
 import { readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { IaasError, TRANSITIONAL_VM_STATES, type JobError } from "@iaas/contracts";
-import { finishJobIn, transitionVm, type Prisma, type PrismaClient } from "@iaas/db";
+import { IaasError, TRANSITIONAL_VM_STATES, type JobError, type JobType } from "@iaas/contracts";
+import { jobTypeOf, finishJobIn, transitionVm, type Job, type Prisma, type PrismaClient } from "@iaas/db";
 
 /** Extra time past a job's own timeout before the sweeper steps in (the worker enforces the timeout itself). */
 export const SWEEP_GRACE_MS = 60_000;
 
 interface SweptJob {
   id: string;
-  type: string;
+  type: Job["type"] | JobType;
   hostId: string | null;
   vmId: string | null;
   imageId: string | null;
@@ -25,14 +25,14 @@ interface SweptJob {
  */
 export async function sweepExpiredJobs(db: PrismaClient, log: Logger, store: string): Promise<string[]> {
   const expired = await db.$queryRaw<SweptJob[]>`
-    SELECT "id", "type", "hostId", "vmId", "imageId", "timeoutMs" FROM "Job"
+    SELECT "id", "type"::text AS "type", "hostId", "vmId", "imageId", "timeoutMs" FROM "Job"
     WHERE "state" = 'running'
       AND "startedAt" + make_interval(secs => ("timeoutMs" + ${SWEEP_GRACE_MS}) / 1000.0) < now()`;
   const failed: string[] = [];
   for (const job of expired) {
     const error: JobError = {
       code: "JOB_TIMEOUT",
-      message: `${job.type} ran past its timeout of ${Math.round(job.timeoutMs / 1000)}s and its worker on host ${job.hostId} did not finish it`,
+      message: `${jobTypeOf(job)} ran past its timeout of ${Math.round(job.timeoutMs / 1000)}s and its worker on host ${job.hostId} did not finish it`,
       hint: `check the worker of host ${job.hostId} (\`iaas host list\`); then look at the VM with \`iaas vm show\``,
     };
     const files = await db.$transaction(async (tx) => {
@@ -42,7 +42,7 @@ export async function sweepExpiredJobs(db: PrismaClient, log: Logger, store: str
     if (files === null) continue;
     await removeFiles(store, files);
     failed.push(job.id);
-    log.warn({ jobId: job.id, hostId: job.hostId, type: job.type }, "sweeper failed a job past its timeout");
+    log.warn({ jobId: job.id, hostId: job.hostId, type: jobTypeOf(job) }, "sweeper failed a job past its timeout");
   }
   return failed;
 }
@@ -55,16 +55,16 @@ export async function sweepExpiredJobs(db: PrismaClient, log: Logger, store: str
  */
 export async function settleOrphans(db: PrismaClient, log: Logger, store: string): Promise<number> {
   const imports = await db.$queryRaw<{ id: string; jobId: string; type: string; state: string }[]>`
-    SELECT i."id", j."id" AS "jobId", j."type", j."state"::text AS "state" FROM "Image" i
+    SELECT i."id", j."id" AS "jobId", j."type"::text AS "type", j."state"::text AS "state" FROM "Image" i
     JOIN LATERAL (SELECT "id", "type", "state" FROM "Job" WHERE "imageId" = i."id" ORDER BY "createdAt" DESC LIMIT 1) j ON true
     WHERE i."state" IN ('importing', 'deleting') AND i."lockJobId" IS NULL
       AND j."state" IN ('succeeded', 'failed', 'cancelled')
       AND j."type" IN ('image.import', 'image.delete')`;
   const exports = await db.$queryRaw<{ id: string; jobId: string; type: string }[]>`
-    SELECT e."id", j."id" AS "jobId", j."type" FROM "Export" e JOIN "Job" j ON j."id" = e."jobId"
+    SELECT e."id", j."id" AS "jobId", j."type"::text AS "type" FROM "Export" e JOIN "Job" j ON j."id" = e."jobId"
     WHERE e."state" = 'pending' AND j."state" IN ('succeeded', 'failed', 'cancelled')`;
   const backups = await db.$queryRaw<{ id: string; jobId: string; type: string }[]>`
-    SELECT b."id", j."id" AS "jobId", j."type" FROM "Backup" b JOIN "Job" j ON j."id" = b."jobId"
+    SELECT b."id", j."id" AS "jobId", j."type"::text AS "type" FROM "Backup" b JOIN "Job" j ON j."id" = b."jobId"
     WHERE b."state" = 'creating' AND j."state" IN ('succeeded', 'failed', 'cancelled')`;
   let settled = await db.$transaction((tx) => settleUnheldBackups(tx, store));
   const error = (jobId: string): JobError => ({ code: "INTERNAL", message: `job ${jobId} ended without settling this`, hint: "run the request again" });
@@ -75,7 +75,7 @@ export async function settleOrphans(db: PrismaClient, log: Logger, store: string
     const files = await db.$transaction((tx) => settleDomain(tx, store, job, why, { vm: false }));
     await removeFiles(store, files);
     settled++;
-    log.warn({ jobId: job.id, type: job.type }, "settled what a finished job left mid-way");
+    log.warn({ jobId: job.id, type: jobTypeOf(job) }, "settled what a finished job left mid-way");
   }
   return settled;
 }
@@ -90,7 +90,7 @@ async function settleDomain(tx: Prisma.TransactionClient, store: string, job: Sw
       if (!(err instanceof IaasError)) throw err;
     });
   }
-  if (job.imageId && (job.type === "image.import" || job.type === "image.delete")) {
+  if (job.imageId && (jobTypeOf(job) === "image.import" || jobTypeOf(job) === "image.delete")) {
     const image = await tx.image.findUnique({ where: { id: job.imageId } });
     if (image?.state === "importing") {
       await tx.image.update({ where: { id: image.id }, data: { state: "failed", path: null, ...errorFields } });

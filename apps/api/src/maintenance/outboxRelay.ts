@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { JobType } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 import type { JobQueues } from "../services/JobQueues.js";
 
@@ -20,8 +21,8 @@ export interface RelayReport {
 export async function relayQueuedJobs(db: PrismaClient, queues: JobQueues, log: Logger, olderThanMs = 1000): Promise<RelayReport> {
   const report: RelayReport = { queued: 0, resumed: 0 };
   if (!queues.available()) return report;
-  const queued = await db.$queryRaw<{ id: string; type: string; hostId: string | null; maxAttempts: number }[]>`
-    SELECT "id", "type", "hostId", "maxAttempts" FROM "Job"
+  const queued = await db.$queryRaw<{ id: string; type: JobType; hostId: string | null; maxAttempts: number }[]>`
+    SELECT "id", "type"::text AS "type", "hostId", "maxAttempts" FROM "Job"
     WHERE "state" = 'queued' AND "createdAt" < now() - make_interval(secs => ${olderThanMs / 1000})
     ORDER BY "createdAt" LIMIT 1000`;
   for (const job of queued) {
@@ -29,8 +30,8 @@ export async function relayQueuedJobs(db: PrismaClient, queues: JobQueues, log: 
     report.queued++;
     log.info({ jobId: job.id, hostId: job.hostId, type: job.type }, "relay put a queued job (back) on its queue");
   }
-  const lapsed = await db.$queryRaw<{ id: string; type: string; hostId: string | null; maxAttempts: number }[]>`
-    SELECT "id", "type", "hostId", "maxAttempts" FROM "Job"
+  const lapsed = await db.$queryRaw<{ id: string; type: JobType; hostId: string | null; maxAttempts: number }[]>`
+    SELECT "id", "type"::text AS "type", "hostId", "maxAttempts" FROM "Job"
     WHERE "state" = 'running' AND "leaseExpiresAt" < now()
     ORDER BY "startedAt" LIMIT 1000`;
   for (const job of lapsed) {

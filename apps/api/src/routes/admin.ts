@@ -1,8 +1,8 @@
 import type { Router } from "express";
-import { z } from "zod";
 import {
   AuditListQuery,
   IaasError,
+  ImagePublicRequest,
   parseDuration,
   ProjectCreateRequest,
   ProjectQuota,
@@ -11,6 +11,12 @@ import {
   type ApiToken as ApiTokenDto,
   type AuditEvent as AuditEventDto,
   type Project as ProjectDto,
+  type ApiTokenList,
+  type AuditEventList,
+  type HostDrained,
+  type ProjectList,
+  type TokenCreated,
+  type Whoami,
 } from "@iaas/contracts";
 import { isUniqueViolation, type ApiToken, type AuditEvent, type Prisma, type PrismaClient, type Project } from "@iaas/db";
 import { authOf } from "../auth/AuthContext.js";
@@ -54,7 +60,7 @@ function auditDto(a: AuditEvent, projects: Map<string, string>): AuditEventDto {
     userAgent: a.userAgent,
     method: a.method,
     path: a.path,
-    outcome: a.outcome === "allowed" || a.outcome === "denied" ? a.outcome : "failed",
+    outcome: a.outcome,
     status: a.status,
     action: a.action,
     jobId: a.jobId,
@@ -86,7 +92,7 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
   projectRouter.get("/", async (req, res) => {
     const page = pageRequest(req.query, BY_NAME);
     const { items, nextCursor } = pageResult(await projects.list((where) => pageArgs(where, BY_NAME, page)), BY_NAME, page);
-    res.json({ items: await Promise.all(items.map((p) => projectDto(db, p))), nextCursor });
+    res.json({ items: await Promise.all(items.map((p) => projectDto(db, p))), nextCursor } satisfies ProjectList);
   });
   projectRouter.post("/", async (req, res) => {
     const created = await projects.create(validate(ProjectCreateRequest, req.body, "project"));
@@ -108,7 +114,7 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
     const page = pageRequest(req.query, OLDEST_FIRST);
     const rows = await db.apiToken.findMany({ ...pageArgs<Prisma.ApiTokenWhereInput>({}, OLDEST_FIRST, page), include: { project: true } });
     const { items, nextCursor } = pageResult(rows, OLDEST_FIRST, page);
-    res.json({ items: items.map(tokenDto), nextCursor });
+    res.json({ items: items.map(tokenDto), nextCursor } satisfies ApiTokenList);
   });
   tokenRouter.post("/", async (req, res) => {
     const body = validate(TokenCreateRequest, req.body, "token");
@@ -127,7 +133,7 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
         data: { name: body.name, prefix, hash, role: body.role, projectId: project?.id ?? null, expiresAt, createdBy: authOf(req).tokenName },
         include: { project: true },
       });
-      res.status(201).json({ token: tokenDto(created), secret: token });
+      res.status(201).json({ token: tokenDto(created), secret: token } satisfies TokenCreated);
     } catch (err) {
       if (isUniqueViolation(err, "name")) throw new IaasError("NAME_TAKEN", `a token named '${body.name}' already exists`, { hint: "choose another name, or revoke the old one (`iaas token revoke NAME`)" });
       throw err;
@@ -151,28 +157,28 @@ export function adminRoutes(deps: { db: PrismaClient; projects: ProjectService }
     const page = pageOf(q.limit, q.cursor, AUDIT_KEYS);
     const { items, nextCursor } = pageResult(await db.auditEvent.findMany(pageArgs(where, AUDIT_KEYS, page)), AUDIT_KEYS, page);
     const names = new Map((await db.project.findMany({ select: { id: true, name: true } })).map((p) => [p.id, p.name]));
-    res.json({ items: items.map((r) => auditDto(r, names)), nextCursor });
+    res.json({ items: items.map((r) => auditDto(r, names)), nextCursor } satisfies AuditEventList);
   });
 
   const whoami = guardedRouter("/v1/whoami");
   whoami.get("/", (req, res) => {
     const auth = authOf(req);
     const scope = currentScope();
-    res.json({ token: auth.tokenName, tokenId: auth.tokenId, role: auth.role, scopedToProject: auth.projectId !== null, project: scope?.projectName ?? null });
+    res.json({ token: auth.tokenName, tokenId: auth.tokenId, role: auth.role, scopedToProject: auth.projectId !== null, project: scope?.projectName ?? null } satisfies Whoami);
   });
 
   const hostAdmin = guardedRouter("/v1/hosts");
   const drain = (drained: boolean) => async (req: import("express").Request<{ id: string }>, res: import("express").Response) => {
     const { count } = await db.host.updateMany({ where: { id: req.params.id }, data: { drained } });
     if (count === 0) throw new IaasError("NOT_FOUND", `host '${req.params.id}' not found`, { hint: "run `iaas host list`" });
-    res.json({ id: req.params.id, drained });
+    res.json({ id: req.params.id, drained } satisfies HostDrained);
   };
   hostAdmin.post("/:id/drain", drain(true));
   hostAdmin.post("/:id/undrain", drain(false));
 
   const imageAdmin = guardedRouter("/v1/images");
   imageAdmin.patch("/:ref", async (req, res) => {
-    const body = validate(z.object({ public: z.boolean() }), req.body, "image change");
+    const body = validate(ImagePublicRequest, req.body, "image change");
     const image = await findImage(db, req.params.ref);
     const updated = await db.image.update({ where: { id: image.id }, data: { public: body.public } });
     res.json(toImageDto(updated));

@@ -1,6 +1,6 @@
 import { type Request, type Router } from "express";
 import { guardedRouter } from "../auth/permissions.js";
-import { BackupListQuery, BackupRestoreRequest, BackupVmCreateRequest, DEFAULT_PAGE_LIMIT } from "@iaas/contracts";
+import { BackupListQuery, BackupRestoreRequest, BackupVmCreateRequest, DEFAULT_PAGE_LIMIT, type BackupList } from "@iaas/contracts";
 import type { Backup, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import { findBackup, type BackupService } from "../services/BackupService.js";
@@ -36,7 +36,7 @@ export function backupRoutes(deps: { db: PrismaClient; backups: BackupService })
     const query = validate(BackupListQuery, req.query, "backup list query");
     const page = pageOf(query.limit ?? DEFAULT_PAGE_LIMIT, query.cursor, NEWEST_FIRST);
     const { items, nextCursor } = pageResult(await backups.list(query.vm, (where) => pageArgs(where, NEWEST_FIRST, page)), NEWEST_FIRST, page);
-    res.json({ items: await backupDtos(db, items), nextCursor });
+    res.json({ items: await backupDtos(db, items), nextCursor } satisfies BackupList);
   });
 
   router.get("/:id", async (req, res) => {

@@ -1,12 +1,9 @@
 import type { Router } from "express";
 import { guardedRouter } from "../auth/permissions.js";
-import { z } from "zod";
-import { IaasError } from "@iaas/contracts";
+import { BenchNoopRequest, IaasError } from "@iaas/contracts";
 import { poolOf, type PrismaClient } from "@iaas/db";
 import { validate, sendAccepted } from "../http/validate.js";
 import type { JobSubmitter } from "../services/JobSubmitter.js";
-
-const BenchNoopRequest = z.object({ n: z.number().int().nonnegative(), host: z.string().optional() });
 
 /**
  * The benchmark's endpoint (`npm run bench:jobs`): submits a `bench.noop` job through the same

@@ -2,7 +2,7 @@ import type { Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import path from "node:path";
-import { IaasError } from "@iaas/contracts";
+import { IaasError, type ExportList } from "@iaas/contracts";
 import type { Prisma, PrismaClient } from "@iaas/db";
 import { toExportDto } from "../services/dto.js";
 import type { ExportService } from "../services/ExportService.js";
@@ -14,7 +14,7 @@ export function exportRoutes(deps: { db: PrismaClient; exports: ExportService; s
   router.get("/", async (req, res) => {
     const page = pageRequest(req.query, NEWEST_FIRST);
     const { items, nextCursor } = pageResult(await deps.db.export.findMany(pageArgs<Prisma.ExportWhereInput>(inProject(), NEWEST_FIRST, page)), NEWEST_FIRST, page);
-    res.json({ items: items.map(toExportDto), nextCursor });
+    res.json({ items: items.map(toExportDto), nextCursor } satisfies ExportList);
   });
 
   router.get("/:id", async (req, res) => {

@@ -1,3 +1,4 @@
+import type { Health, Readiness } from "@iaas/contracts";
 import { Router } from "express";
 import type { Redis } from "ioredis";
 import type { PrismaClient } from "@iaas/db";
@@ -5,7 +6,7 @@ import type { PrismaClient } from "@iaas/db";
 export function healthRoutes(deps: { db: PrismaClient; redis: Redis }): Router {
   const router = Router();
   router.get("/healthz", (_req, res) => {
-    res.json({ status: "ok" });
+    res.json({ status: "ok" } satisfies Health);
   });
   router.get("/readyz", async (_req, res) => {
     const check = async (fn: () => Promise<unknown>) => {
@@ -18,7 +19,7 @@ export function healthRoutes(deps: { db: PrismaClient; redis: Redis }): Router {
     };
     const [postgres, redis] = await Promise.all([check(() => deps.db.$queryRaw`SELECT 1`), check(() => deps.redis.ping())]);
     const ready = postgres === "ok" && redis === "ok";
-    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", postgres, redis });
+    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", postgres, redis } satisfies Readiness);
   });
   return router;
 }

@@ -1,5 +1,5 @@
 import type { Router } from "express";
-import { HostEvacuateRequest } from "@iaas/contracts";
+import { HostEvacuateRequest, type HostList } from "@iaas/contracts";
 import { guardedRouter } from "../auth/permissions.js";
 import type { Prisma, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, validate } from "../http/validate.js";
@@ -16,7 +16,7 @@ export function hostRoutes(deps: { db: PrismaClient; hosts: HostThresholds; evac
     const page = pageRequest(req.query, BY_ID);
     const [rows, allocations, states] = await Promise.all([deps.db.host.findMany(pageArgs<Prisma.HostWhereInput>({}, BY_ID, page)), allocationsByHost(deps.db), hostStates(deps.db, deps.hosts)]);
     const { items, nextCursor } = pageResult(rows, BY_ID, page);
-    res.json({ items: items.map((h) => toHostDto(h, allocations.get(h.id) ?? NO_ALLOCATION, states.get(h.id) ?? "lost")), nextCursor });
+    res.json({ items: items.map((h) => toHostDto(h, allocations.get(h.id) ?? NO_ALLOCATION, states.get(h.id) ?? "lost")), nextCursor } satisfies HostList);
   });
 
   // Drains the host, then moves its VMs (one job each) or says why one stays; `dryRun` plans only.

@@ -1,7 +1,7 @@
 import { type Request, type Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
-import { ExportRequest, ImageCreateRequest } from "@iaas/contracts";
+import { ExportRequest, ImageCreateRequest, type ImageDeduplicated, type ImageList, type ImageUploadPartial } from "@iaas/contracts";
 import type { Prisma, PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import { isAwaitingUpload, toExportDto, toImageDto } from "../services/dto.js";
@@ -29,7 +29,7 @@ export function imageRoutes(deps: { db: PrismaClient; images: ImageService; expo
     const page = pageRequest(req.query, BY_NAME);
     const rows = await db.image.findMany({ ...pageArgs<Prisma.ImageWhereInput>({ OR: [inProject(), { public: true }] }, BY_NAME, page), include: withUsers });
     const { items, nextCursor } = pageResult(rows, BY_NAME, page);
-    res.json({ items: await Promise.all(items.map(dto)), nextCursor });
+    res.json({ items: await Promise.all(items.map(dto)), nextCursor } satisfies ImageList);
   });
 
   router.post("/", async (req, res) => {
@@ -37,7 +37,7 @@ export function imageRoutes(deps: { db: PrismaClient; images: ImageService; expo
     const created = await images.create(body, meta(req));
     switch (created.kind) {
       case "deduplicated":
-        res.status(200).json({ image: await show(created.image.id), deduplicated: true });
+        res.status(200).json({ image: await show(created.image.id), deduplicated: true } satisfies ImageDeduplicated);
         return;
       case "awaiting-upload":
         res.status(201).location(`/v1/images/${created.image.id}`).json(await show(created.image.id));
@@ -66,7 +66,7 @@ export function imageRoutes(deps: { db: PrismaClient; images: ImageService; expo
     const outcome = await images.upload(req.params.ref, req, { contentLength: length === undefined ? null : Number(length), contentRange: range }, meta(req, { range, length: length ?? null }));
     if (outcome.kind === "partial") {
       res.setHeader("Upload-Offset", String(outcome.offset));
-      res.status(200).json({ image: await show(outcome.image.id), offset: outcome.offset });
+      res.status(200).json({ image: await show(outcome.image.id), offset: outcome.offset } satisfies ImageUploadPartial);
       return;
     }
     sendAccepted(res, outcome.submitted, { image: await show(outcome.submitted.job.imageId ?? "") });

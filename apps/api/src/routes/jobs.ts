@@ -4,8 +4,8 @@ import { inProject } from "../auth/scope.js";
 import path from "node:path";
 import type { Router } from "express";
 import type { Redis } from "ioredis";
-import { cancelChannel, IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobType } from "@iaas/contracts";
-import { appendJobEvent, finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
+import { cancelChannel, IaasError, isTerminalJobState, JobCatalog, JobListQuery, JobPayloads, looksLikeUuid, type JobList } from "@iaas/contracts";
+import { jobTypeOf, toDbJobType, appendJobEvent, finishJobIn, type Job, type PrismaClient, type Prisma } from "@iaas/db";
 import type { JobEventHub, JobSubscription } from "../events/JobEventHub.js";
 import { streamJobEvents, waitForFinalJob } from "../events/jobEventStream.js";
 import { validate } from "../http/validate.js";
@@ -28,12 +28,12 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
     if (q.vm) where.vmId = looksLikeUuid(q.vm) ? q.vm.toLowerCase() : (await findVm(db, q.vm)).id;
     if (q.image) where.imageId = looksLikeUuid(q.image) ? q.image.toLowerCase() : (await findImage(db, q.image)).id;
     if (q.state) where.state = q.state;
-    if (q.type) where.type = q.type;
+    if (q.type) where.type = toDbJobType(q.type);
     if (q.host) where.hostId = q.host;
     Object.assign(where, inProject());
     const page = pageOf(q.limit, q.cursor, NEWEST_FIRST);
     const { items, nextCursor } = pageResult(await db.job.findMany(pageArgs(where, NEWEST_FIRST, page)), NEWEST_FIRST, page);
-    res.json({ items: items.map(toJobDto), nextCursor });
+    res.json({ items: items.map(toJobDto), nextCursor } satisfies JobList);
   });
 
   router.get("/:id", async (req, res) => {
@@ -75,7 +75,7 @@ export function jobRoutes(deps: { db: PrismaClient; queues: JobQueues; store: st
 
   router.post("/:id/cancel", async (req, res) => {
     const job = await findJob(db, req.params.id);
-    if (job.state === "running" && JobCatalog[job.type as JobType]?.cancellableWhileRunning) {
+    if (job.state === "running" && JobCatalog[jobTypeOf(job)].cancellableWhileRunning) {
       await db.$transaction(async (tx) => {
         await tx.job.update({ where: { id: job.id }, data: { cancelRequestedAt: new Date() } });
         await appendJobEvent(tx, job.id, { type: "log", level: "warn", message: "cancel requested; the worker is stopping the job" });
@@ -105,9 +105,9 @@ function subscribe(hub: JobEventHub, ref: string): JobSubscription {
 
 /** Cancels a job that has not started, undoing what its submission reserved. */
 export async function cancelJob(db: PrismaClient, job: Job, store: string): Promise<Job> {
-  const type = job.type as JobType;
+  const type = jobTypeOf(job);
   if (!JobCatalog[type].cancellable) {
-    throw new IaasError("JOB_NOT_CANCELLABLE", `job ${job.id} (${job.type}) cannot be cancelled`, { hint: "it is a record, not work to do" });
+    throw new IaasError("JOB_NOT_CANCELLABLE", `job ${job.id} (${type}) cannot be cancelled`, { hint: "it is a record, not work to do" });
   }
   let stagingFile: string | null = null;
   const done = await db.$transaction(async (tx) => {

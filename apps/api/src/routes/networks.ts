@@ -1,7 +1,7 @@
 import type { Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
-import { NetworkCreateRequest } from "@iaas/contracts";
+import { NetworkCreateRequest, type NetworkList } from "@iaas/contracts";
 import type { Prisma, PrismaClient } from "@iaas/db";
 import { validate } from "../http/validate.js";
 import { toNetworkDto } from "../services/dto.js";
@@ -17,7 +17,7 @@ export function networkRoutes(deps: { db: PrismaClient; networks: NetworkService
     const page = pageRequest(req.query, BY_NAME);
     const rows = await db.network.findMany({ ...pageArgs<Prisma.NetworkWhereInput>(inProject(), BY_NAME, page), include: NETWORK_DTO_INCLUDE });
     const { items, nextCursor } = pageResult(rows, BY_NAME, page);
-    res.json({ items: items.map(toNetworkDto), nextCursor });
+    res.json({ items: items.map(toNetworkDto), nextCursor } satisfies NetworkList);
   });
 
   router.post("/", async (req, res) => {

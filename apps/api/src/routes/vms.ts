@@ -2,7 +2,6 @@ import { type Request, type Response, type Router } from "express";
 import { inProject } from "../auth/scope.js";
 import { guardedRouter } from "../auth/permissions.js";
 import type { Redis } from "ioredis";
-import { z } from "zod";
 import {
   BackupScheduleRequest,
   ExportRequest,
@@ -19,8 +18,13 @@ import {
   VmStopRequest,
   VmBackupRequest,
   VmMigrateRequest,
+  VmDeleteQuery,
+  type JobAccepted,
+  type PortForwardList,
+  type SnapshotList,
+  type VmList,
 } from "@iaas/contracts";
-import type { Prisma, PrismaClient } from "@iaas/db";
+import { jobTypeOf, type Prisma, type PrismaClient } from "@iaas/db";
 import { idempotencyKeyOf, sendAccepted, validate } from "../http/validate.js";
 import type { BackupScheduler } from "../services/BackupScheduler.js";
 import type { BackupService } from "../services/BackupService.js";
@@ -40,9 +44,6 @@ import { hostStates, type HostThresholds } from "../services/hostLiveness.js";
 import type { VmForceDelete } from "../services/VmForceDelete.js";
 import type { VmMigrationService } from "../services/VmMigrationService.js";
 import { BY_NAME, OLDEST_FIRST, pageArgs, pageRequest, pageResult, type SortKey } from "../http/paginate.js";
-
-/** `DELETE /v1/vms/:ref?force=true`. */
-const VmDeleteQuery = z.object({ force: z.enum(["true", "false", "1", "0"]).optional().transform((v) => v === "true" || v === "1") });
 
 function meta(req: Request) {
   return { idempotencyKey: idempotencyKeyOf(req.header("idempotency-key")), hash: requestHash(req.method, req.path, req.body) };
@@ -83,7 +84,7 @@ export function vmRoutes(deps: {
     const page = pageRequest(req.query, BY_NAME);
     const [rows, states] = await Promise.all([db.vm.findMany({ ...pageArgs<Prisma.VmWhereInput>(inProject(), BY_NAME, page), include: VM_DTO_INCLUDE }), hostStates(db, deps.hosts)]);
     const { items, nextCursor } = pageResult(rows, BY_NAME, page);
-    res.json({ items: items.map((vm) => toVmDto(vm, states.get(vm.hostId) ?? "lost")), nextCursor });
+    res.json({ items: items.map((vm) => toVmDto(vm, states.get(vm.hostId) ?? "lost")), nextCursor } satisfies VmList);
   });
 
   router.post("/", async (req, res) => {
@@ -115,9 +116,9 @@ export function vmRoutes(deps: {
     // Only for a VM whose host is lost: its records go now, in a job that is already finished.
     const done = await deps.forceDelete.delete(req.params.ref, { ...meta(req), hash: requestHash(req.method, `${req.path}?force=true`, req.body) });
     res.status(200).location(`/v1/jobs/${done.job.id}`);
-    (res.locals as { jobType?: string }).jobType = done.job.type;
+    (res.locals as { jobType?: string }).jobType = jobTypeOf(done.job);
     if (done.replayed) res.setHeader("Idempotent-Replayed", "true");
-    res.json({ job: toJobDto(done.job), vm: null });
+    res.json({ job: toJobDto(done.job), vm: null } satisfies JobAccepted);
   });
 
   router.post("/:ref/migrate", async (req, res) => {
@@ -149,7 +150,7 @@ export function vmRoutes(deps: {
     const vm = await findVm(db, req.params.ref);
     const rows = await db.portForward.findMany({ ...pageArgs<Prisma.PortForwardWhereInput>({ vmId: vm.id }, PORT_KEYS, page), include: { nic: { select: { index: true } } } });
     const { items, nextCursor } = pageResult(rows, PORT_KEYS, page);
-    res.json({ items: items.map((f) => toPortForwardDto(f, f.nic.index)), nextCursor });
+    res.json({ items: items.map((f) => toPortForwardDto(f, f.nic.index)), nextCursor } satisfies PortForwardList);
   });
 
   router.post("/:ref/ports", async (req, res) => {
@@ -194,7 +195,7 @@ export function vmRoutes(deps: {
     const page = pageRequest(req.query, OLDEST_FIRST);
     const vm = await findVm(db, req.params.ref);
     const { items, nextCursor } = pageResult(await db.snapshot.findMany(pageArgs<Prisma.SnapshotWhereInput>({ vmId: vm.id }, OLDEST_FIRST, page)), OLDEST_FIRST, page);
-    res.json({ items: items.map(toSnapshotDto), nextCursor });
+    res.json({ items: items.map(toSnapshotDto), nextCursor } satisfies SnapshotList);
   });
 
   router.post("/:ref/snapshots", async (req, res) => {

@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { hostQueueName, IaasError } from "@iaas/contracts";
-import type { Job } from "@iaas/db";
+import { hostQueueName, IaasError, type JobType } from "@iaas/contracts";
+import { jobTypeOf, type Job } from "@iaas/db";
 
 const ENQUEUE_TIMEOUT_MS = 3000;
 
@@ -22,6 +22,9 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promi
  * the same job twice (submit + relay) is a no-op, and the job data is only that id: Postgres holds
  * the payload.
  */
+/** What a queue entry is made from: a job row, read through Prisma (`vm_create`) or raw SQL (`vm.create`). */
+export type QueuedJobRef = Pick<Job, "id" | "hostId" | "maxAttempts"> & { type: Job["type"] | JobType };
+
 export class JobQueues {
   private readonly queues = new Map<string, Queue>();
 
@@ -53,11 +56,11 @@ export class JobQueues {
     }
   }
 
-  async enqueue(job: Pick<Job, "id" | "type" | "hostId" | "maxAttempts">): Promise<void> {
+  async enqueue(job: QueuedJobRef): Promise<void> {
     if (!job.hostId) throw new Error(`job ${job.id} has no host to run on`);
     this.assertAvailable();
     await withTimeout(this.queueFor(job.hostId).add(
-      job.type,
+      jobTypeOf(job),
       { jobId: job.id },
       {
         jobId: job.id,
@@ -86,7 +89,7 @@ export class JobQueues {
    * earlier delivery: a `completed` or `failed` entry (attempts spent while Postgres was down, a
    * worker that gave up) is removed first, since adding an existing id is a no-op.
    */
-  async requeue(job: Pick<Job, "id" | "type" | "hostId" | "maxAttempts">): Promise<"added" | "kept"> {
+  async requeue(job: QueuedJobRef): Promise<"added" | "kept"> {
     const state = await this.stateOf(job);
     if (state === "completed" || state === "failed") {
       await this.queueFor(job.hostId ?? "").remove(job.id);

@@ -13,8 +13,8 @@ import type {
   Snapshot as SnapshotDto,
   Vm as VmDto,
 } from "@iaas/contracts";
-import { Accelerator, BackupConfig, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, SnapshotKind, SnapshotState, toPortProtocol, type HostState } from "@iaas/contracts";
-import type { Backup, BackupSchedule, Export, Host, Image, Job, JobEvent, Network, Nic, PortForward, Prisma, Snapshot, Vm } from "@iaas/db";
+import { Accelerator, BackupConfig, ErrorCode, HostNetworkInfo, ImageFormat, JobProgress, type HostState } from "@iaas/contracts";
+import { jobTypeOf, type Backup, type BackupSchedule, type Export, type Host, type Image, type Job, type JobEvent, type Network, type Nic, type PortForward, type Prisma, type Snapshot, type Vm } from "@iaas/db";
 
 interface ErrorColumns {
   errorCode: string | null;
@@ -50,7 +50,7 @@ export type VmWithRelations = Vm & {
 export function toPortForwardDto(f: PortForward, nicIndex: number): PortForwardDto {
   return {
     id: f.id,
-    protocol: toPortProtocol(f.protocol),
+    protocol: f.protocol,
     address: f.address,
     hostPort: f.hostPort,
     guestPort: f.guestPort,
@@ -164,7 +164,7 @@ export function toJobDto(job: Job): JobDto {
   const progress = JobProgress.safeParse(job.progress);
   return {
     id: job.id,
-    type: job.type as JobDto["type"],
+    type: jobTypeOf(job),
     state: job.state,
     hostId: job.hostId,
     vmId: job.vmId,
@@ -193,8 +193,8 @@ export function toJobEventDto(ev: JobEvent): JobEventDto {
   return {
     jobId: ev.jobId,
     seq: ev.seq,
-    type: ev.type as JobEventDto["type"],
-    level: ev.level as JobEventDto["level"],
+    type: ev.type,
+    level: ev.level,
     message: ev.message,
     state: ev.state,
     progress: progress.success ? progress.data : null,
@@ -235,7 +235,7 @@ export function toExportDto(e: Export): ExportDto {
     id: e.id,
     jobId: e.jobId,
     state: e.state,
-    source: { type: e.sourceType === "vm" ? "vm" : "image", id: e.sourceId, name: e.sourceName },
+    source: { type: e.sourceType, id: e.sourceId, name: e.sourceName },
     format: format.success ? format.data : "raw",
     compressed: e.compressed,
     sizeBytes: e.sizeBytes === null ? null : Number(e.sizeBytes),
@@ -251,8 +251,8 @@ export function toSnapshotDto(s: Snapshot): SnapshotDto {
     id: s.id,
     vmId: s.vmId,
     name: s.name,
-    kind: SnapshotKind.parse(s.kind),
-    state: SnapshotState.parse(s.state),
+    kind: s.kind,
+    state: s.state,
     description: s.description,
     vmState: s.vmState,
     sizeBytes: s.sizeBytes === null ? null : Number(s.sizeBytes),

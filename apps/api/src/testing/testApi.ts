@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import type { Server } from "node:http";
 import os from "node:os";
 import path from "node:path";
+import express from "express";
 import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { createPrismaClient, type PrismaClient } from "@iaas/db";
@@ -15,6 +16,8 @@ import { DEFAULT_HARDENING, type HardeningConfig } from "../http/hardening.js";
 import { streamLimiterOf, type StreamLimiter } from "../http/streamLimits.js";
 import { JobQueues } from "../services/JobQueues.js";
 import { TEST_HOST_NETWORK } from "./hostNetwork.js";
+import { buildOpenApiDocument } from "../openapi/openApiDocument.js";
+import { ResponseValidator } from "./ResponseValidator.js";
 
 export interface TestApi {
   db: PrismaClient;
@@ -31,6 +34,8 @@ export interface TestApi {
   jobEvents: JobEventHub;
   /** The app's stream limiter: `streams.total()` is the number of event/console streams open. */
   streams: StreamLimiter;
+  /** Checks every JSON answer against the OpenAPI document; `close()` fails on a mismatch. */
+  responses: ResponseValidator;
   post(p: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
   /** Empties every table and puts back one bridge-capable host `h1`, a ready image `deb` and a `default` network. */
   reset(): Promise<void>;
@@ -58,8 +63,12 @@ export async function startTestApi(
     ...(opts.hardening ? { hardening: { ...DEFAULT_HARDENING, ...opts.hardening } } : {}),
     config: { imageStore: store, queuePrefix: prefix, offlineAfterSeconds: 30, maxUploadBytes: 1024 ** 3, exportTtlSeconds: 3600, auth: opts.auth ?? "none", metricsToken: opts.metricsToken },
   });
+  // Every JSON answer of every test is held to the OpenAPI document (a mismatch becomes a 500).
+  const responses = new ResponseValidator(buildOpenApiDocument());
+  const checked = express();
+  checked.use(responses.middleware(), app);
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+    const s = checked.listen(0, "127.0.0.1", () => resolve(s));
   });
   const streams = streamLimiterOf(app);
   if (!streams) throw new Error("createApp gave the app no stream limiter");
@@ -76,6 +85,7 @@ export async function startTestApi(
     store,
     base,
     streams,
+    responses,
     post: (p, body, headers = {}) =>
       fetch(`${base}${p}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body ?? {}) }),
     async reset() {
@@ -105,6 +115,7 @@ export async function startTestApi(
       await db.$disconnect();
       await database.drop();
       await rm(store, { recursive: true, force: true });
+      if (responses.mismatches.length > 0) throw new Error(`answers that do not match the OpenAPI document:\n${responses.mismatches.join("\n")}`);
     },
   };
 }

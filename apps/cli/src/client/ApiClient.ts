@@ -1,25 +1,40 @@
 import { z } from "zod";
 import {
-  ApiToken,
-  AuditEvent,
+  ApiTokenList,
+  AuditEventList,
   Backup,
+  BackupList,
   BackupSchedule,
   ExitCode,
   MAX_PAGE_LIMIT,
   Export,
-  Host,
+  ExportList,
+  HostDrained,
   HostEvacuation,
+  HostList,
   Image,
+  ImageDeduplicated,
+  ImageList,
+  ImageUploadPartial,
   Job,
+  JobAccepted,
+  JobList,
   Network,
-  PortForward,
+  NetworkList,
+  PortForwardList,
   Project,
-  Role,
-  Snapshot,
+  ProjectList,
+  SnapshotList,
   TokenCreated,
   Vm,
   VmCreateDryRun,
-  listOf,
+  VmList,
+  Whoami,
+  type ApiToken,
+  type AuditEvent,
+  type Host,
+  type PortForward,
+  type Snapshot,
   type BackupRestoreRequest,
   type BackupScheduleRequest,
   type BackupVmCreateRequest,
@@ -43,7 +58,6 @@ import {
 } from "@iaas/contracts";
 import { CliError } from "../CliError.js";
 import { HttpTransport, type HttpTransportOptions, type RequestSpec } from "./HttpTransport.js";
-import { JobAccepted } from "./JobAccepted.js";
 import { ALL_PAGES, readPages, type ListEndpoint, type ListPage, type Paging } from "./paging.js";
 
 export type VmCreateInput = Omit<z.input<typeof VmCreateRequest>, "dryRun">;
@@ -62,25 +76,9 @@ export type BackupScheduleInput = z.input<typeof BackupScheduleRequest>;
 export type TokenCreateInput = z.input<typeof TokenCreateRequest>;
 export type ProjectQuotaInput = z.input<typeof ProjectQuotaRequest>;
 
-/** `GET /v1/whoami`: the token a request is made with, its role, and the project it acts in. */
-export const Whoami = z.object({
-  token: z.string(),
-  tokenId: z.string().nullable(),
-  role: Role,
-  /** True when the token is scoped to one project (it sees nothing else). */
-  scopedToProject: z.boolean(),
-  /** The project the request acted in. */
-  project: z.string().nullable(),
-});
-export type Whoami = z.infer<typeof Whoami>;
-
 /** The placement decision of `vm create --dry-run`; `quota` (why the project's quotas would refuse it) is missing from older APIs. */
 export const VmPlan = VmCreateDryRun.extend({ quota: z.array(z.string()).optional() });
 export type VmPlan = z.infer<typeof VmPlan>;
-
-/** `POST /v1/hosts/:id/drain` and `/undrain`. */
-export const HostDrained = z.object({ id: z.string(), drained: z.boolean() });
-export type HostDrained = z.infer<typeof HostDrained>;
 
 export interface AuditFilter {
   actor?: string;
@@ -90,27 +88,6 @@ export interface AuditFilter {
   outcome?: AuditEvent["outcome"];
   limit?: number;
 }
-
-/**
- * The `202` of POST /v1/vms/:ref/ports: the job, and the forward it realizes (null for a replayed
- * request whose forward is gone by now).
- */
-export const PortAccepted = JobAccepted.extend({ forward: PortForward.nullish() });
-export type PortAccepted = z.infer<typeof PortAccepted>;
-
-/**
- * The `202` of POST /v1/vms/:ref/snapshots: the job, and the snapshot it takes (state `creating`;
- * null for a replayed request whose snapshot is gone by now).
- */
-export const SnapshotAccepted = JobAccepted.extend({ snapshot: Snapshot.nullish() });
-export type SnapshotAccepted = z.infer<typeof SnapshotAccepted>;
-
-/**
- * The `202` of the backup requests: the job, and the backup it makes, restores, verifies or deletes
- * (null for a replayed request whose backup is gone by now, and for `asImage`, which sets `image`).
- */
-export const BackupAccepted = JobAccepted.extend({ backup: Backup.nullish() });
-export type BackupAccepted = z.infer<typeof BackupAccepted>;
 
 /** What POST /v1/images made. */
 export type ImageCreated =
@@ -124,8 +101,6 @@ export type ImageCreated =
 /** What a ranged PUT of upload bytes achieved. */
 export type UploadAnswer = { kind: "partial"; offset: number } | { kind: "complete"; accepted: JobAccepted };
 
-const Deduplicated = z.object({ image: Image, deduplicated: z.literal(true) });
-const UploadPartial = z.object({ image: Image.nullish(), offset: z.number().int().nonnegative() });
 
 export interface JobFilter {
   vm?: string;
@@ -138,18 +113,18 @@ export interface JobFilter {
 
 /** The API's list endpoints (each answers pages: `?limit=&cursor=` → `{items, nextCursor}`). */
 export const ListEndpoints = {
-  vms: (): ListEndpoint<Vm> => ({ schema: listOf(Vm), path: "/v1/vms" }),
-  images: (): ListEndpoint<Image> => ({ schema: listOf(Image), path: "/v1/images" }),
-  jobs: (filter: Omit<JobFilter, "limit"> = {}): ListEndpoint<Job> => ({ schema: listOf(Job), path: "/v1/jobs", query: { ...filter } }),
-  hosts: (): ListEndpoint<Host> => ({ schema: listOf(Host), path: "/v1/hosts" }),
-  exports: (): ListEndpoint<Export> => ({ schema: listOf(Export), path: "/v1/exports" }),
-  networks: (): ListEndpoint<Network> => ({ schema: listOf(Network), path: "/v1/networks" }),
-  ports: (vm: string): ListEndpoint<PortForward> => ({ schema: listOf(PortForward), path: `/v1/vms/${enc(vm)}/ports` }),
-  snapshots: (vm: string): ListEndpoint<Snapshot> => ({ schema: listOf(Snapshot), path: `/v1/vms/${enc(vm)}/snapshots` }),
-  backups: (vm?: string): ListEndpoint<Backup> => ({ schema: listOf(Backup), path: "/v1/backups", query: { vm } }),
-  projects: (): ListEndpoint<Project> => ({ schema: listOf(Project), path: "/v1/projects" }),
-  tokens: (): ListEndpoint<ApiToken> => ({ schema: listOf(ApiToken), path: "/v1/tokens" }),
-  audit: (filter: Omit<AuditFilter, "limit"> = {}): ListEndpoint<AuditEvent> => ({ schema: listOf(AuditEvent), path: "/v1/audit", query: { ...filter } }),
+  vms: (): ListEndpoint<Vm> => ({ schema: VmList, path: "/v1/vms" }),
+  images: (): ListEndpoint<Image> => ({ schema: ImageList, path: "/v1/images" }),
+  jobs: (filter: Omit<JobFilter, "limit"> = {}): ListEndpoint<Job> => ({ schema: JobList, path: "/v1/jobs", query: { ...filter } }),
+  hosts: (): ListEndpoint<Host> => ({ schema: HostList, path: "/v1/hosts" }),
+  exports: (): ListEndpoint<Export> => ({ schema: ExportList, path: "/v1/exports" }),
+  networks: (): ListEndpoint<Network> => ({ schema: NetworkList, path: "/v1/networks" }),
+  ports: (vm: string): ListEndpoint<PortForward> => ({ schema: PortForwardList, path: `/v1/vms/${enc(vm)}/ports` }),
+  snapshots: (vm: string): ListEndpoint<Snapshot> => ({ schema: SnapshotList, path: `/v1/vms/${enc(vm)}/snapshots` }),
+  backups: (vm?: string): ListEndpoint<Backup> => ({ schema: BackupList, path: "/v1/backups", query: { vm } }),
+  projects: (): ListEndpoint<Project> => ({ schema: ProjectList, path: "/v1/projects" }),
+  tokens: (): ListEndpoint<ApiToken> => ({ schema: ApiTokenList, path: "/v1/tokens" }),
+  audit: (filter: Omit<AuditFilter, "limit"> = {}): ListEndpoint<AuditEvent> => ({ schema: AuditEventList, path: "/v1/audit", query: { ...filter } }),
 };
 
 export type ApiClientOptions = HttpTransportOptions;
@@ -269,8 +244,8 @@ export class ApiClient {
     return (await this.page(ListEndpoints.ports(ref), ALL_PAGES)).items;
   }
 
-  addPort(ref: string, req: PortForwardInput): Promise<PortAccepted> {
-    return this.http.json(PortAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/ports`, json: req });
+  addPort(ref: string, req: PortForwardInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/ports`, json: req });
   }
 
   removePort(ref: string, hostPort: number, protocol: PortProtocol): Promise<JobAccepted> {
@@ -283,8 +258,8 @@ export class ApiClient {
   }
 
   /** A `vm.snapshot.create` job: a disk-only snapshot, or (`memory`) one of a running VM's RAM and device state too. */
-  createSnapshot(ref: string, req: SnapshotCreateInput): Promise<SnapshotAccepted> {
-    return this.http.json(SnapshotAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/snapshots`, json: req });
+  createSnapshot(ref: string, req: SnapshotCreateInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/snapshots`, json: req });
   }
 
   /** A `vm.snapshot.restore` job: the VM's disk (and, for a memory snapshot, its running state) as the snapshot has it. */
@@ -297,8 +272,8 @@ export class ApiClient {
   }
 
   /** A `vm.backup` job: a full or incremental backup of the VM's disk, or (`asImage`) a new image of it. */
-  backupVm(ref: string, req: VmBackupInput): Promise<BackupAccepted> {
-    return this.http.json(BackupAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/backups`, json: req });
+  backupVm(ref: string, req: VmBackupInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/vms/${enc(ref)}/backups`, json: req });
   }
 
   /** Backups, newest first; with `vm` (a name or id, also of a deleted VM) only that VM's. */
@@ -312,18 +287,18 @@ export class ApiClient {
   }
 
   /** A `backup.verify` job: reads the backup (and the chain it needs) back against their sha256. */
-  verifyBackup(id: string): Promise<BackupAccepted> {
-    return this.http.json(BackupAccepted, { method: "POST", path: `/v1/backups/${enc(id)}/verify` });
+  verifyBackup(id: string): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/backups/${enc(id)}/verify` });
   }
 
   /** A `backup.delete` job. */
-  deleteBackup(id: string): Promise<BackupAccepted> {
-    return this.http.json(BackupAccepted, { method: "DELETE", path: `/v1/backups/${enc(id)}` });
+  deleteBackup(id: string): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "DELETE", path: `/v1/backups/${enc(id)}` });
   }
 
   /** A `vm.backup.restore` job: the stopped VM's disk (and CPUs, memory) replaced by the backup's. */
-  restoreBackup(id: string, req: BackupRestoreInput): Promise<BackupAccepted> {
-    return this.http.json(BackupAccepted, { method: "POST", path: `/v1/backups/${enc(id)}/restore`, json: req });
+  restoreBackup(id: string, req: BackupRestoreInput): Promise<JobAccepted> {
+    return this.http.json(JobAccepted, { method: "POST", path: `/v1/backups/${enc(id)}/restore`, json: req });
   }
 
   /** A `vm.create` job making a new VM from a backup. */
@@ -376,7 +351,7 @@ export class ApiClient {
     const spec: RequestSpec = { method: "POST", path: "/v1/images", json: req };
     const res = await this.http.send(spec);
     if (res.status === 202) return { kind: "job", accepted: await this.http.parse(JobAccepted, res, spec) };
-    if (res.status === 200) return { kind: "deduplicated", image: (await this.http.parse(Deduplicated, res, spec)).image };
+    if (res.status === 200) return { kind: "deduplicated", image: (await this.http.parse(ImageDeduplicated, res, spec)).image };
     return { kind: "upload", image: await this.http.parse(Image, res, spec) };
   }
 
@@ -412,7 +387,7 @@ export class ApiClient {
     });
     const res = await this.http.send(spec);
     if (res.status === 202) return { kind: "complete", accepted: await this.http.parse(JobAccepted, res, spec) };
-    return { kind: "partial", offset: (await this.http.parse(UploadPartial, res, spec)).offset };
+    return { kind: "partial", offset: (await this.http.parse(ImageUploadPartial, res, spec)).offset };
   }
 
   async listImages(): Promise<Image[]> {

@@ -4,7 +4,7 @@ import { CliError, interruptedError } from "../CliError.js";
 import type { ApiClient } from "./ApiClient.js";
 import { fileBytes } from "./hashFile.js";
 import { describeNetworkError } from "./HttpTransport.js";
-import type { JobAccepted } from "./JobAccepted.js";
+import type { JobAccepted } from "@iaas/contracts";
 import { sleep } from "./sleep.js";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_TRANSFER_BACKOFF_MS, IdleWatchdog, isTransient, RetryBudget, stalledError } from "./transferRetry.js";
 

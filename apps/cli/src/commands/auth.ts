@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { usageError } from "../CliError.js";
 import { checkProjectRef, configFilePath, normalizeApiUrl, readConfigObject, savedContext, withLogin, writeConfigFile, type ResolvedConfig } from "../config.js";
-import type { Whoami } from "../client/ApiClient.js";
+import type { Whoami } from "@iaas/contracts";
 import { formatFields } from "../output/formatTable.js";
 import { ROLE_SUMMARY } from "../output/securityView.js";
 import type { CliDeps, CommandContext, ContextFactory } from "./CommandContext.js";

@@ -6,7 +6,7 @@ import { ExitCode, formatSize, ImageName, type Image, type ImageFormat } from "@
 import { CliError, EXIT_INTERRUPTED, usageError } from "../CliError.js";
 import type { ImageCreated, ImageCreateInput } from "../client/ApiClient.js";
 import { hashFile } from "../client/hashFile.js";
-import type { JobAccepted } from "../client/JobAccepted.js";
+import type { JobAccepted } from "@iaas/contracts";
 import { uploadImageFile } from "../client/uploadFile.js";
 import { TransferProgress } from "../output/TransferProgress.js";
 import type { CommandContext } from "./CommandContext.js";

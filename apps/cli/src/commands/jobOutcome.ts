@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ExitCode, formatSize, isTerminalJobState, JobCatalog, JobResults, type Job } from "@iaas/contracts";
 import { CliError, EXIT_INTERRUPTED } from "../CliError.js";
-import type { JobAccepted } from "../client/JobAccepted.js";
+import type { JobAccepted } from "@iaas/contracts";
 import { followJob } from "../follow/followJob.js";
 import { formatDuration, jobTarget, shortId } from "../output/format.js";
 import { exportDetails } from "../output/exportView.js";

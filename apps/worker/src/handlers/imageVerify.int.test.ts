@@ -166,7 +166,7 @@ describe("image verify and the VM create path's image check", () => {
     expect(job.errorMessage).toContain(`the stored file of image 'base' is missing: ${img.file}`);
     expect(job.errorMessage).not.toMatch(/qemu-img/);
     expect(await db.image.findUniqueOrThrow({ where: { id: img.id } })).toMatchObject({ state: "error", errorCode: "IMAGE_FILE_MISSING" });
-    expect(await db.job.count({ where: { imageId: img.id, type: "image.reconcile" } })).toBe(1);
+    expect(await db.job.count({ where: { imageId: img.id, type: "image_reconcile" } })).toBe(1);
     expect(await db.vm.findUniqueOrThrow({ where: { id: vm.id } })).toMatchObject({ state: "error", lockJobId: null });
     expect(await stat(services.runtime.files(vm.id).disk).then(() => true, () => false)).toBe(false);
   });

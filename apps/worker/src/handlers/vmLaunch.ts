@@ -1,4 +1,3 @@
-import { toPortProtocol } from "@iaas/contracts";
 import type { VmNic } from "@iaas/hypervisor";
 import { broadcastOf, buildSeedImage, intToIp, ipToInt, renderMetaData, renderNetworkConfig, renderUserData, tapName } from "@iaas/hypervisor";
 import type { Vm } from "@iaas/db";
@@ -27,7 +26,7 @@ export async function prepareLaunch(services: WorkerServices, vm: Vm, reason: st
           dnsAddress: userModeDns(nic.network.subnet, nic.ip),
           dhcpStart: nic.ip,
           hostForwards: nic.forwards.map((f) => ({
-            protocol: toPortProtocol(f.protocol),
+            protocol: f.protocol,
             hostAddress: f.address ?? "0.0.0.0",
             hostPort: f.hostPort,
             guestPort: f.guestPort,

@@ -5,7 +5,7 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { IaasError, type JobResult } from "@iaas/contracts";
-import { createJobRow, transitionVm, type Prisma, type Vm } from "@iaas/db";
+import { createJobRow, toDbJobType, transitionVm, type Prisma, type Vm } from "@iaas/db";
 import type { HandlerContext, JobHandler } from "../jobs/HandlerContext.js";
 import { phaseProgress, type PhaseProgress } from "./phaseProgress.js";
 import { diskFromBackup } from "./vmBackup.js";
@@ -106,7 +106,7 @@ async function stageDisk(ctx: Ctx, vm: Vm): Promise<Result> {
 /** A redelivered stage 1 that handed the VM over already: the stage-2 job it wrote. */
 async function handedOver(ctx: Ctx, vm: Vm): Promise<Result> {
   const next = await ctx.db.job.findFirst({
-    where: { type: "vm.migrate", vmId: vm.id, hostId: ctx.payload.toHostId, id: { not: ctx.job.id }, createdAt: { gte: ctx.job.createdAt } },
+    where: { type: toDbJobType("vm.migrate"), vmId: vm.id, hostId: ctx.payload.toHostId, id: { not: ctx.job.id }, createdAt: { gte: ctx.job.createdAt } },
     orderBy: { createdAt: "asc" },
   });
   if (!next) {

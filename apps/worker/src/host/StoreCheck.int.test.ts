@@ -59,7 +59,7 @@ describe("StoreCheck", () => {
     expect(image.checkedAt).not.toBeNull();
     const jobs = await db.job.findMany({ where: { imageId: gone.id } });
     expect(jobs).toHaveLength(1);
-    expect(jobs[0]).toMatchObject({ type: "image.reconcile", state: "succeeded", hostId: "h1", targetName: "gone" });
+    expect(jobs[0]).toMatchObject({ type: "image_reconcile", state: "succeeded", hostId: "h1", targetName: "gone" });
     expect(jobs[0]?.result).toEqual({ imageId: gone.id, state: "error", previousState: "ready", code: "IMAGE_FILE_MISSING" });
   });
 
@@ -94,7 +94,7 @@ describe("StoreCheck", () => {
     const [a, b] = await Promise.all([new StoreCheck(db, store, "h1", log).pass(), new StoreCheck(db, store, "h2", log).pass()]);
     expect(a.marked.length + b.marked.length).toBe(1);
     await new StoreCheck(db, store, "h1", log).pass();
-    expect(await db.job.count({ where: { imageId: gone.id, type: "image.reconcile" } })).toBe(1);
+    expect(await db.job.count({ where: { imageId: gone.id, type: "image_reconcile" } })).toBe(1);
     await writeFile(gone.file, Buffer.alloc(4096, 7));
     const outcome = await new StoreCheck(db, store, "h1", log).pass();
     expect(outcome.checked).toBe(0);

@@ -1,7 +1,7 @@
 import { DelayedError, type Job as BullJob } from "bullmq";
 import type { Logger } from "pino";
 import { IaasError, JobPayloads, JobType, type JobProgress } from "@iaas/contracts";
-import { appendJobEvent, finishJob, isDatabaseUnavailable, recordJobProgress, renewJobLeases, startJobRun, type Job, type JobOutcome } from "@iaas/db";
+import { jobTypeOf, appendJobEvent, finishJob, isDatabaseUnavailable, recordJobProgress, renewJobLeases, startJobRun, type Job, type JobOutcome } from "@iaas/db";
 import type { DatabaseGate } from "./DatabaseGate.js";
 import type { HandlerContext, HandlerRegistry, JobHandler, WorkerServices } from "./HandlerContext.js";
 import type { JobMetrics } from "../metrics/WorkerMetrics.js";
@@ -128,14 +128,14 @@ export class JobRunner {
   private async runJob(log: Logger, hostId: string, { job, resumed }: { job: Job; resumed: boolean }): Promise<void> {
     const { db } = this.services;
     const jobId = job.id;
-    if (job.attempts === 1 && !resumed && job.startedAt) this.options.metrics?.started(job.type, (job.startedAt.getTime() - job.createdAt.getTime()) / 1000);
+    if (job.attempts === 1 && !resumed && job.startedAt) this.options.metrics?.started(jobTypeOf(job), (job.startedAt.getTime() - job.createdAt.getTime()) / 1000);
     // Attempts are counted in Postgres: BullMQ's count restarts when the relay re-adds a job.
     const attempt = job.attempts;
     const poisoned = resumed && attempt > job.maxAttempts + CRASH_ALLOWANCE;
-    const type = JobType.safeParse(job.type);
+    const type = JobType.safeParse(jobTypeOf(job));
     const handler = type.success ? (this.handlers[type.data] as JobHandler<JobType> | undefined) : undefined;
     if (!type.success || !handler) {
-      await this.finish(job, { state: "failed", error: { code: "INTERNAL", message: `host ${hostId} has no handler for job type '${job.type}'`, hint: "upgrade the worker" } });
+      await this.finish(job, { state: "failed", error: { code: "INTERNAL", message: `host ${hostId} has no handler for job type '${jobTypeOf(job)}'`, hint: "upgrade the worker" } });
       return;
     }
     const payload = JobPayloads[type.data].safeParse(job.payload);
@@ -150,7 +150,7 @@ export class JobRunner {
     const timeoutMs = Math.max(1, job.timeoutMs - (Date.now() - (job.startedAt ?? new Date()).getTime()));
     const timer = setTimeout(() => {
       controller.abort(
-        new IaasError("JOB_TIMEOUT", `${job.type} did not finish within its timeout of ${Math.round(job.timeoutMs / 1000)}s`, {
+        new IaasError("JOB_TIMEOUT", `${jobTypeOf(job)} did not finish within its timeout of ${Math.round(job.timeoutMs / 1000)}s`, {
           hint: "look at `iaas job logs` for the last phase it reached; retry, or raise the VM's stop timeout",
         }),
       );
@@ -170,7 +170,7 @@ export class JobRunner {
     try {
       if (poisoned) {
         // Runs that kept dying (the worker crashed or lost its queue each time): settle, not again.
-        throw new IaasError("WORKER_LOST", `${job.type} was interrupted ${attempt - 1} times (its worker died or lost its queue while running it)`, {
+        throw new IaasError("WORKER_LOST", `${jobTypeOf(job)} was interrupted ${attempt - 1} times (its worker died or lost its queue while running it)`, {
           hint: `look at the worker log of host ${hostId} around the job's start; then retry the request`,
         });
       }
@@ -213,7 +213,7 @@ export class JobRunner {
     for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
       try {
         if (await finishJob(this.services.db, jobId, outcome)) {
-          this.options.metrics?.finished(job.type, outcome.state, job.startedAt ? (Date.now() - job.startedAt.getTime()) / 1000 : null);
+          this.options.metrics?.finished(jobTypeOf(job), outcome.state, job.startedAt ? (Date.now() - job.startedAt.getTime()) / 1000 : null);
         }
         return;
       } catch (err) {

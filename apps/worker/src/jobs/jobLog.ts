@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { pino, type Logger, type LoggerOptions } from "pino";
 import { LOG_REDACT_CENSOR, LOG_REDACT_PATHS } from "@iaas/contracts";
+import { jobTypeOf } from "@iaas/db";
 
 /** What names a job in every log line of its handling. */
 export interface JobLogBindings {
@@ -22,8 +23,8 @@ export function runWithJobLog<T>(bindings: JobLogBindings, fn: () => T): T {
 }
 
 /** The bindings of a job's child logger (hostId comes from the worker logger's base). */
-export function jobLogBindings(job: { id: string; type: string; vmId: string | null; imageId: string | null }): JobLogBindings {
-  return { jobId: job.id, type: job.type, ...(job.vmId ? { vmId: job.vmId } : {}), ...(job.imageId ? { imageId: job.imageId } : {}) };
+export function jobLogBindings(job: Parameters<typeof jobTypeOf>[0] & { id: string; vmId: string | null; imageId: string | null }): JobLogBindings {
+  return { jobId: job.id, type: jobTypeOf(job), ...(job.vmId ? { vmId: job.vmId } : {}), ...(job.imageId ? { imageId: job.imageId } : {}) };
 }
 
 const chindings = pino.symbols.chindingsSym;

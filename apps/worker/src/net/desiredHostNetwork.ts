@@ -1,4 +1,4 @@
-import { toPortProtocol, type NetworkMode, type PortProtocol } from "@iaas/contracts";
+import type { NetworkMode, PortProtocol } from "@iaas/contracts";
 import type { PrismaClient } from "@iaas/db";
 
 export interface LocalNic {
@@ -74,7 +74,7 @@ export async function desiredHostNetwork(db: PrismaClient, hostId: string, offli
             ip: x.ip,
             hostname: x.vm.hostname ?? x.vm.name,
             forwards: x.forwards
-              .map((f) => ({ protocol: toPortProtocol(f.protocol), address: f.address, hostPort: f.hostPort, guestPort: f.guestPort }))
+              .map((f) => ({ protocol: f.protocol, address: f.address, hostPort: f.hostPort, guestPort: f.guestPort }))
               .sort((a, b) => a.hostPort - b.hostPort || a.protocol.localeCompare(b.protocol)),
           })),
         allNics: members.map((x) => ({ ip: x.ip, vmName: x.vm.name })),

@@ -59,7 +59,7 @@ describe("JobStatements", () => {
   it("submits a job with its queued event as sequence 1", async () => {
     const input = noop(1, { idempotencyKey: "key-1" });
     const job = await statements.submit(input);
-    expect(job).toMatchObject({ id: input.id, type: "bench.noop", state: "queued", hostId: "h1", eventSeq: 1, attempts: 0, projectId: DEFAULT_PROJECT_ID, actorName: "alice", requestId: "req-1", idempotencyKey: "key-1", requestHash: "hash-1", payload: { n: 1 } });
+    expect(job).toMatchObject({ id: input.id, type: "bench_noop", state: "queued", hostId: "h1", eventSeq: 1, attempts: 0, projectId: DEFAULT_PROJECT_ID, actorName: "alice", requestId: "req-1", idempotencyKey: "key-1", requestHash: "hash-1", payload: { n: 1 } });
     expect(Math.abs(job!.createdAt.getTime() - Date.now())).toBeLessThan(5000);
     expect(await db.job.findUniqueOrThrow({ where: { id: input.id } })).toEqual(job);
     expect(await events(input.id)).toMatchObject([{ seq: 1, type: "state", state: "queued", message: "benchmark no-op 'noop-1' queued on host h1" }]);
@@ -205,7 +205,7 @@ describe("JobStatements", () => {
 
   it("appends audit rows of requests that finish together in one round trip", async () => {
     const audit = new AuditLog(pool);
-    const entry = (i: number) => ({ actorName: "alice", method: "POST", path: `/v1/vms/v${i}/start`, outcome: "allowed", status: 202, action: "vm.start", requestId: `audit-${i}` });
+    const entry = (i: number) => ({ actorName: "alice", method: "POST", path: `/v1/vms/v${i}/start`, outcome: "allowed" as const, status: 202, action: "vm.start", requestId: `audit-${i}` });
     await Promise.all(Array.from({ length: 10 }, (_, i) => audit.append(entry(i))));
     expect(roundTrips).toBe(1);
     const rows = await db.auditEvent.findMany({ where: { requestId: { startsWith: "audit-" } }, orderBy: { requestId: "asc" } });

@@ -2,6 +2,7 @@ import { DEFAULT_PROJECT_ID, JobCatalog, type JobError, type JobProgress, type J
 import pg from "pg";
 import { isDatabaseUnavailable } from "../availability.js";
 import type { Job } from "../generated/prisma/client.js";
+import { jobTypeOf, toDbJobType } from "../jobType.js";
 import { Batcher } from "./Batcher.js";
 import { FINISH_SQL, PROGRESS_SQL, START_SQL, SUBMIT_SQL } from "./jobSql.js";
 import type { JobActor, JobOutcome, JobRunLease, JobSpec } from "../jobStore.js";
@@ -101,7 +102,7 @@ export class JobStatements {
         queuedAs: `${entry.title} '${spec.targetName}'`,
       };
     });
-    const jobs = await this.query<Job>(SUBMIT_SQL, [JSON.stringify(rows)]);
+    const jobs = (await this.query<Job>(SUBMIT_SQL, [JSON.stringify(rows)])).map(asPrismaJob);
     const byId = new Map(jobs.map((j) => [j.id, j]));
     return inputs.map((i) => byId.get(i.id) ?? null);
   }
@@ -110,7 +111,7 @@ export class JobStatements {
     const rows = inputs.map(({ jobId, lease }) => ({ id: jobId, host: lease.hostId, instance: lease.instanceId, leaseSeconds: lease.leaseMs / 1000 }));
     const started = await this.query<Job & { startedFrom: string; startedOn: string }>(START_SQL, [JSON.stringify(rows)]);
     const byId = new Map(
-      started.map(({ startedFrom, startedOn: _host, ...job }) => [job.id, { job: job as Job, resumed: startedFrom === "running" }]),
+      started.map(({ startedFrom, startedOn: _host, ...job }) => [job.id, { job: asPrismaJob(job as Job), resumed: startedFrom === "running" }]),
     );
     return inputs.map((i) => byId.get(i.jobId) ?? null);
   }
@@ -163,4 +164,12 @@ async function inRounds<I, O>(inputs: I[], key: (input: I) => string, run: (roun
     round.forEach((r, i) => (out[r.index] = results[i] as O));
   }
   return out;
+}
+
+/**
+ * A job row read by raw SQL as Prisma reads it: the JobType enum's labels are the dotted names
+ * (`vm.create`), which Prisma's client spells `vm_create` (see jobType.ts).
+ */
+function asPrismaJob(row: Job): Job {
+  return { ...row, type: toDbJobType(jobTypeOf(row)) };
 }

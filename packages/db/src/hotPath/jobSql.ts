@@ -36,7 +36,7 @@ job AS (
 ),
 event AS (
   INSERT INTO "JobEvent" ("jobId", "seq", "type", "level", "message", "state", "createdAt")
-  SELECT "id", 1, 'state', 'info', "queuedAs" || ' queued on host ' || "placedOn", 'queued', now() FROM admitted
+  SELECT "id", 1, 'state'::"JobEventType", 'info'::"JobEventLevel", "queuedAs" || ' queued on host ' || "placedOn", 'queued', now() FROM admitted
 )
 SELECT * FROM job`;
 
@@ -57,7 +57,7 @@ run AS (
 ),
 event AS (
   INSERT INTO "JobEvent" ("jobId", "seq", "type", "level", "message", "state", "createdAt")
-  SELECT "id", "eventSeq", 'state', 'info',
+  SELECT "id", "eventSeq", 'state'::"JobEventType", 'info'::"JobEventLevel",
     CASE WHEN "startedFrom" = 'running'
            THEN 'resumed on host ' || "startedOn" || ' (attempt ' || "attempts" || ') after its previous run was interrupted'
          WHEN "attempts" > 1 THEN 'attempt ' || "attempts" || ' started on host ' || "startedOn"
@@ -80,7 +80,7 @@ upd AS (
 ),
 event AS (
   INSERT INTO "JobEvent" ("jobId", "seq", "type", "level", "message", "progress", "createdAt")
-  SELECT u."id", u."eventSeq", 'progress', 'info', x."message", x."progress", now() FROM upd AS u JOIN x ON x."id" = u."id"
+  SELECT u."id", u."eventSeq", 'progress'::"JobEventType", 'info'::"JobEventLevel", x."message", x."progress", now() FROM upd AS u JOIN x ON x."id" = u."id"
 )
 SELECT "id" FROM upd`;
 
@@ -111,7 +111,7 @@ backups AS (
 ),
 event AS (
   INSERT INTO "JobEvent" ("jobId", "seq", "type", "level", "message", "state", "error", "createdAt")
-  SELECT d."id", d."eventSeq", 'state', CASE WHEN x."error" IS NULL THEN 'info' ELSE 'error' END, x."message", x."state"::"JobState", x."error", now()
+  SELECT d."id", d."eventSeq", 'state'::"JobEventType", (CASE WHEN x."error" IS NULL THEN 'info' ELSE 'error' END)::"JobEventLevel", x."message", x."state"::"JobState", x."error", now()
   FROM done AS d JOIN x ON x."id" = d."id"
 )
 SELECT "id" FROM done`;
