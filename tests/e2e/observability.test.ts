@@ -4,7 +4,9 @@ import { fileURLToPath } from "node:url";
 import { parser } from "@prometheus-io/lezer-promql";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "@iaas/contracts";
+import type { OpenApiDocument } from "../../apps/api/src/openapi/openApiDocument.js";
 import { scrape, type Scrape } from "../../apps/api/src/testing/prometheusText.js";
+import { ResponseValidator } from "../../apps/api/src/testing/ResponseValidator.js";
 import { eventually, guestImages, Stack } from "./harness.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -109,5 +111,45 @@ describe("observability of a running stack", () => {
     const own = [...exported].filter((n) => n.startsWith("iaas_"));
     const used = new Set(named.map((n) => n.replace(histograms, "")));
     expect(own.filter((n) => !used.has(n))).toEqual([]);
+  });
+
+  it("answers as the OpenAPI document it serves says, from a running API process", async () => {
+    const doc = (await (await fetch(`${stack.url}/openapi.json`)).json()) as OpenApiDocument;
+    const validator = new ResponseValidator(doc);
+    const jobs = (await (await fetch(`${stack.url}/v1/jobs?vm=o1`)).json()) as { items: Job[] };
+    const jobId = jobs.items[0]?.id ?? "";
+    expect(jobId).not.toBe("");
+    const requests: [string, string, unknown?][] = [
+      ["GET", "/v1/vms"],
+      ["GET", "/v1/vms/o1"],
+      ["GET", "/v1/vms/o1/snapshots"],
+      ["GET", "/v1/vms/o1/ports"],
+      ["GET", "/v1/images"],
+      ["GET", "/v1/images/boot"],
+      ["GET", "/v1/jobs?limit=1"],
+      ["GET", `/v1/jobs/${jobId}`],
+      ["GET", `/v1/jobs/${jobId}/wait?timeout=1`],
+      ["GET", "/v1/hosts"],
+      ["GET", "/v1/networks"],
+      ["GET", "/v1/exports"],
+      ["GET", "/v1/backups"],
+      ["GET", "/v1/projects"],
+      ["GET", "/v1/vms/no-such-vm"],
+      ["POST", "/v1/vms", { name: "" }],
+      ["POST", "/v1/vms/o1/reboot"],
+      ["GET", "/readyz"],
+    ];
+    const findings: string[] = [];
+    for (const [method, url, body] of requests) {
+      const res = await fetch(`${stack.url}${url}`, { method, ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }) });
+      const finding = validator.check(method, new URL(url, stack.url).pathname, res.status, res.headers.get("content-type") ?? "", await res.json());
+      if (finding) findings.push(finding);
+    }
+    expect(findings).toEqual([]);
+    expect(validator.checked.size).toBeGreaterThanOrEqual(15);
+    // The check is real: a VM answer missing its state is refused.
+    const vm = (await (await fetch(`${stack.url}/v1/vms/o1`)).json()) as Record<string, unknown>;
+    delete vm["state"];
+    expect(validator.check("GET", "/v1/vms/o1", 200, "application/json", vm)).toMatch(/state/);
   });
 });
