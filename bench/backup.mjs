@@ -15,14 +15,8 @@ import { GuestShell } from "./lib/guestShell.mjs";
 import { killBaselines, syncDisks, timeCommand } from "./lib/imageLocal.mjs";
 import { createStack } from "./lib/stack.mjs";
 import { median, table } from "./lib/stats.mjs";
+import { cleanUpOnSignal, intEnv, REDIS_URL, runBench } from "./lib/run.mjs";
 
-process.env.DATABASE_URL ||= "postgresql://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
-const intEnv = (name, dflt) => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got '${process.env[name]}'`);
-  return v;
-};
 const MiB = 1024 * 1024;
 const DISK_MIB = 1024; // `--disk 1G`
 const FILL_AT_MIB = 128; // the guest's data starts here (the image's own content lies below)
@@ -41,7 +35,6 @@ if (!existsSync(GUEST_IMAGE)) {
   process.exit(1);
 }
 
-let interrupted = false;
 const stack = createStack({
   root,
   redisUrl: REDIS_URL,
@@ -52,23 +45,17 @@ const stack = createStack({
 });
 const clis = cliRunner(root); // running `iaas` processes are killed on cleanup
 const killClis = clis.killAll;
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    interrupted = true;
-    process.stderr.write(`\nbench: ${sig}, cleaning up…\n`);
-    process.once(sig, () => process.exit(130)); // a second one: give up
-    killBaselines();
-    killClis();
-    void stack.interrupt().finally(() => process.exit(130));
-  });
-}
+const interrupted = cleanUpOnSignal(stack, () => {
+  killBaselines();
+  killClis();
+});
 
 const t00 = Date.now();
 function log(msg) {
   process.stderr.write(`bench [${((Date.now() - t00) / 1000).toFixed(1)}s] ${msg}\n`);
 }
 const checkpoint = () => {
-  if (interrupted) throw new Error("interrupted");
+  if (interrupted()) throw new Error("interrupted");
 };
 
 const cli = clis.run;
@@ -266,18 +253,8 @@ function report({ res, fillSeconds, loadBefore }) {
   return `${out.join("\n")}\n`;
 }
 
-let code = 0;
-try {
-  process.stdout.write(await main());
-} catch (err) {
-  code = interrupted ? 130 : 1;
-  // An error such as "socket hang up" is often the symptom of a child dying: name the cause.
-  const crash = await Promise.race([stack.crashed?.then(() => null, (e) => e), new Promise((r) => setTimeout(r, 500, null))]);
-  const message = err instanceof Error ? err.message : String(err);
-  if (!interrupted) process.stderr.write(`\nbench:backup FAILED: ${crash && crash !== err ? `${crash.message}\n  (first error seen: ${message})` : message}\n`);
-} finally {
+const code = await runBench("backup", stack, interrupted, async () => process.stdout.write(await main()), () => {
   killBaselines();
   killClis();
-  await stack.cleanup();
-}
+});
 process.exit(code);

@@ -12,12 +12,10 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { median, table } from "./lib/stats.mjs";
+import { intEnv, REDIS_URL } from "./lib/run.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const RUNS = Number(process.env.BENCH_RUNS ?? 15);
-if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`BENCH_RUNS must be a positive integer, got '${process.env.BENCH_RUNS}'`);
-process.env.DATABASE_URL ||= "postgresql://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+const RUNS = intEnv("BENCH_RUNS", 15);
 const bin = path.join(root, "apps/cli/bin/iaas.mjs");
 const tscMain = path.join(root, "apps/cli/dist/main.js");
 

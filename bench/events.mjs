@@ -19,14 +19,8 @@ import pg from "pg";
 import { cliRunner } from "./lib/cli.mjs";
 import { createStack } from "./lib/stack.mjs";
 import { median, ms, summarize, table } from "./lib/stats.mjs";
+import { cleanUpOnSignal, intEnv, REDIS_URL, runBench } from "./lib/run.mjs";
 
-process.env.DATABASE_URL ||= "postgresql://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
-const intEnv = (name, dflt) => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got '${process.env[name]}'`);
-  return v;
-};
 const N = intEnv("BENCH_EVENTS_N", 200);
 const STREAMS = intEnv("BENCH_EVENT_STREAMS", 20);
 const RUNS = intEnv("BENCH_CLI_RUNS", 10);
@@ -51,15 +45,10 @@ const stack = createStack({
 });
 const clis = cliRunner(root);
 const closers = new Set();
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    process.stderr.write(`\nbench: ${sig}, cleaning up…\n`);
-    process.once(sig, () => process.exit(130));
-    clis.killAll();
-    for (const close of closers) close();
-    void stack.interrupt().finally(() => process.exit(130));
-  });
-}
+const interrupted = cleanUpOnSignal(stack, () => {
+  clis.killAll();
+  for (const close of closers) close();
+});
 const t00 = Date.now();
 const log = (msg) => process.stderr.write(`bench [${((Date.now() - t00) / 1000).toFixed(1)}s] ${msg}\n`);
 const sleep = (msTime) => new Promise((r) => setTimeout(r, msTime));
@@ -261,9 +250,4 @@ async function main() {
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
-main()
-  .catch((err) => {
-    process.stderr.write(`bench:events failed: ${err.stack ?? err.message}\n`);
-    process.exitCode = 1;
-  })
-  .finally(() => stack.cleanup());
+process.exit(await runBench("events", stack, interrupted, main, () => clis.killAll()));

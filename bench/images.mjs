@@ -16,14 +16,8 @@ import {
 } from "./lib/imageLocal.mjs";
 import { renderReport } from "./lib/imageReport.mjs";
 import { createStack } from "./lib/stack.mjs";
+import { cleanUpOnSignal, intEnv, REDIS_URL, runBench } from "./lib/run.mjs";
 
-process.env.DATABASE_URL ||= "postgresql://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
-const intEnv = (name, dflt) => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got '${process.env[name]}'`);
-  return v;
-};
 const MIB = intEnv("BENCH_IMAGE_MIB", 1024);
 const REPEAT = intEnv("BENCH_REPEAT", 3);
 const FORMATS = (process.env.BENCH_EXPORT_FORMATS || "qcow2,vmdk,raw").split(",").map((f) => f.trim()).filter(Boolean);
@@ -33,7 +27,6 @@ for (const f of FORMATS) {
   if (!ImageFormat.options.includes(f)) throw new Error(`BENCH_EXPORT_FORMATS: '${f}' is not one of ${ImageFormat.options.join(", ")}`);
 }
 
-let interrupted = false;
 const stack = createStack({
   root,
   redisUrl: REDIS_URL,
@@ -41,22 +34,16 @@ const stack = createStack({
   clients: 4,
   workerEnv: (tmp) => ({ IAAS_IMPORT_DIR: path.join(tmp, "import") }),
 });
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    interrupted = true;
-    process.stderr.write(`\nbench: ${sig}, cleaning up…\n`);
-    process.once(sig, () => process.exit(130)); // a second one: give up
-    killBaselines();
-    void stack.interrupt().finally(() => process.exit(130));
-  });
-}
+const interrupted = cleanUpOnSignal(stack, () => {
+  killBaselines();
+});
 
 const t00 = Date.now();
 function log(msg) {
   process.stderr.write(`bench [${((Date.now() - t00) / 1000).toFixed(1)}s] ${msg}\n`);
 }
 const checkpoint = () => {
-  if (interrupted) throw new Error("interrupted");
+  if (interrupted()) throw new Error("interrupted");
 };
 
 async function main() {
@@ -155,17 +142,5 @@ async function main() {
   return renderReport({ mib: size / 1024 ** 2, repeat: REPEAT, formats: FORMATS, loadBefore, res, exportOptionsText });
 }
 
-let code = 0;
-try {
-  process.stdout.write(await main());
-} catch (err) {
-  code = interrupted ? 130 : 1;
-  // An error such as "socket hang up" is often the symptom of a child dying: name the cause.
-  const crash = await Promise.race([stack.crashed?.then(() => null, (e) => e), new Promise((r) => setTimeout(r, 500, null))]);
-  const message = err instanceof Error ? err.message : String(err);
-  if (!interrupted) process.stderr.write(`\nbench:images FAILED: ${crash && crash !== err ? `${crash.message}\n  (first error seen: ${message})` : message}\n`);
-} finally {
-  killBaselines();
-  await stack.cleanup();
-}
+const code = await runBench("images", stack, interrupted, async () => process.stdout.write(await main()), () => killBaselines());
 process.exit(code);

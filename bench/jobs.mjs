@@ -12,30 +12,16 @@ import { createStack } from "./lib/stack.mjs";
 import { rawLatency, rawThroughput } from "./lib/raw.mjs";
 import { ms, rate, summarize, table } from "./lib/stats.mjs";
 import { formatCpuProfile, summarizeCpuProfile } from "./lib/cpuProfile.mjs";
+import { cleanUpOnSignal, intEnv, REDIS_URL, runBench } from "./lib/run.mjs";
 
-process.env.DATABASE_URL ||= "postgresql://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
-const intEnv = (name, dflt) => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got '${process.env[name]}'`);
-  return v;
-};
 const N = intEnv("BENCH_LATENCY_N", 200);
 const M = intEnv("BENCH_THROUGHPUT_N", 2000);
 const WARMUP = intEnv("BENCH_WARMUP", 10);
 const CLIENTS = intEnv("BENCH_CLIENTS", 32);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-let interrupted = false;
 const stack = createStack({ root, redisUrl: REDIS_URL, hostId: "bench-host", clients: CLIENTS });
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    interrupted = true;
-    process.stderr.write(`\nbench: ${sig}, cleaning up…\n`);
-    process.once(sig, () => process.exit(130)); // a second one: give up
-    void stack.interrupt().finally(() => process.exit(130));
-  });
-}
+const interrupted = cleanUpOnSignal(stack);
 
 async function main() {
   loadBefore = os.loadavg()[0];
@@ -110,18 +96,7 @@ function report({ rawLat, rawTp, pipeLat, pipeTp, split }) {
   process.stdout.write(out.join("\n") + "\n");
 }
 
-let code = 0;
-try {
-  await main();
-} catch (err) {
-  code = interrupted ? 130 : 1;
-  // An error such as "socket hang up" is often the symptom of a child dying: name the cause.
-  const crash = await Promise.race([stack.crashed?.then(() => null, (e) => e), new Promise((r) => setTimeout(r, 500, null))]);
-  const message = err instanceof Error ? err.message : String(err);
-  if (!interrupted) process.stderr.write(`\nbench:jobs FAILED: ${crash && crash !== err ? `${crash.message}\n  (first error seen: ${message})` : message}\n`);
-} finally {
-  await stack.cleanup();
-}
+const code = await runBench("jobs", stack, interrupted, main);
 if (process.env.BENCH_CPU_PROF && code === 0) {
   const lines = ["", `CPU profiles (node --cpu-prof, whole run, in ${process.env.BENCH_CPU_PROF})`];
   for (const name of ["api", "worker"]) {

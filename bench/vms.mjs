@@ -15,14 +15,8 @@ import { fileURLToPath } from "node:url";
 import { cliRunner } from "./lib/cli.mjs";
 import { createStack } from "./lib/stack.mjs";
 import { median, percentile, table } from "./lib/stats.mjs";
+import { cleanUpOnSignal, intEnv, REDIS_URL, runBench } from "./lib/run.mjs";
 
-process.env.DATABASE_URL ||= "postgresql://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
-const intEnv = (name, dflt) => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got '${process.env[name]}'`);
-  return v;
-};
 const REPEAT = intEnv("BENCH_VM_REPEAT", 5);
 const PARALLEL = intEnv("BENCH_VM_PARALLEL", 20);
 const MEMORY = "64M";
@@ -37,7 +31,6 @@ if (!existsSync(GUEST)) {
   process.exit(1);
 }
 
-let interrupted = false;
 const stack = createStack({
   root,
   redisUrl: REDIS_URL,
@@ -59,16 +52,10 @@ function kill(pid) {
     // already gone
   }
 }
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.once(sig, () => {
-    interrupted = true;
-    process.stderr.write(`\nbench: ${sig}, cleaning up…\n`);
-    process.once(sig, () => process.exit(130)); // a second one: give up
-    killClis();
-    killRaw();
-    void stack.interrupt().finally(() => process.exit(130));
-  });
-}
+const interrupted = cleanUpOnSignal(stack, () => {
+  killClis();
+  killRaw();
+});
 
 const t00 = Date.now();
 function log(msg) {
@@ -174,7 +161,7 @@ async function main() {
   const wall1 = [];
   const raw1 = [];
   for (let i = 0; i < REPEAT; i++) {
-    if (interrupted) throw new Error("interrupted");
+    if (interrupted()) throw new Error("interrupted");
     log(`one VM at a time: ${i + 1}/${REPEAT}`);
     const p = await productCreate(s, `one-${i}`);
     product1.push(p.toRunning);
@@ -258,16 +245,5 @@ function report(r) {
   process.stdout.write(out.join("\n") + "\n");
 }
 
-let code = 0;
-try {
-  await main();
-} catch (err) {
-  code = interrupted ? 130 : 1;
-  const crash = await Promise.race([stack.crashed?.then(() => null, (e) => e), new Promise((r) => setTimeout(r, 500, null))]);
-  const message = err instanceof Error ? err.message : String(err);
-  if (!interrupted) process.stderr.write(`\nbench:vms FAILED: ${crash && crash !== err ? `${crash.message}\n  (first error seen: ${message})` : message}\n`);
-} finally {
-  killClis();
-  await stack.cleanup();
-}
+const code = await runBench("vms", stack, interrupted, main, () => killClis());
 process.exit(code);
