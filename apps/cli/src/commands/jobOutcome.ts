@@ -8,8 +8,9 @@ import { exportDetails } from "../output/exportView.js";
 import { imageDetails } from "../output/imageView.js";
 import { jobDetails } from "../output/jobView.js";
 import { createProgressRenderer } from "../output/ProgressRenderer.js";
-import { hostNames, vmDetails } from "../output/vmView.js";
+import { vmDetails } from "../output/vmView.js";
 import type { CommandContext } from "./CommandContext.js";
+import { vmHostNames } from "./vmHostNames.js";
 
 /**
  * After a request made a job: without --wait, say how to follow it; with --wait, follow it to
@@ -127,10 +128,8 @@ async function printJobResult(ctx: CommandContext, job: Job): Promise<void> {
     case "vm.migrate": {
       const ref = job.vmId ?? job.targetName;
       if (ref === null) break;
-      // The VM names its host; only an API that leaves hostName out needs the host list too.
       const vm = await ctx.client.getVm(ref);
-      const hosts = vm.hostName === null ? await ctx.client.listHosts().catch(() => []) : [];
-      ctx.out.line(vmDetails(vm, hostNames(hosts), ctx.now()));
+      ctx.out.line(vmDetails(vm, await vmHostNames(ctx.client, [vm]), ctx.now()));
       return;
     }
     case "vm.probe": {

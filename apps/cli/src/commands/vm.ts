@@ -19,6 +19,7 @@ import { registerVmSshCommand } from "./vmSsh.js";
 import { registerVmWaitCommand } from "./vmWait.js";
 import { addPagingOptions, pagingOf, printPage } from "./listPaging.js";
 import { ListEndpoints } from "../client/ApiClient.js";
+import { vmHostNames } from "./vmHostNames.js";
 
 interface WaitOption {
   wait?: boolean;
@@ -139,8 +140,9 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
   addPagingOptions(vm.command("list").alias("ls").description("list VMs: state, host, address (of the first NIC), resources, image"), "VMs")
     .action(async (opts: { limit?: number; all?: boolean }, command: Command) => {
       const ctx = ctxOf(command);
-      const [page, hosts] = await Promise.all([ctx.client.page(ListEndpoints.vms(), pagingOf(opts)), ctx.out.json ? [] : ctx.client.listHosts().catch(() => [])]);
-      printPage(ctx, page, (vms) => vmTable(vms, hostNames(hosts)));
+      const page = await ctx.client.page(ListEndpoints.vms(), pagingOf(opts));
+      const names = ctx.out.json ? new Map<string, string>() : await vmHostNames(ctx.client, page.items);
+      printPage(ctx, page, (vms) => vmTable(vms, names));
     });
 
   vm.command("show")
@@ -148,9 +150,9 @@ export function registerVmCommands(program: Command, ctxOf: ContextFactory): voi
     .argument("<name>", "VM name or id")
     .action(async (name: string, _opts: object, command: Command) => {
       const ctx = ctxOf(command);
-      const [found, hosts] = await Promise.all([ctx.client.getVm(name), ctx.client.listHosts().catch(() => [])]);
+      const found = await ctx.client.getVm(name);
       if (ctx.out.json) ctx.out.printJson(found);
-      else ctx.out.line(vmDetails(found, hostNames(hosts), ctx.now()));
+      else ctx.out.line(vmDetails(found, await vmHostNames(ctx.client, [found]), ctx.now()));
     });
 
   vm.command("start")

@@ -1,10 +1,11 @@
 import type { Command } from "commander";
 import { VmName } from "@iaas/contracts";
 import { usageError } from "../CliError.js";
-import { hostNames, vmDetails } from "../output/vmView.js";
+import { vmDetails } from "../output/vmView.js";
 import type { ContextFactory } from "./CommandContext.js";
 import { reportAcceptedJob } from "./jobOutcome.js";
 import { intBetween, size } from "./optionParsers.js";
+import { vmHostNames } from "./vmHostNames.js";
 
 /**
  * `iaas vm clone` (a new VM from a stopped VM or a snapshot), `iaas vm resize` (grow the disk, live
@@ -47,6 +48,6 @@ export function registerVmChangeCommands(vm: Command, ctxOf: ContextFactory): vo
       if (opts.cpus === undefined && opts.memory === undefined) throw usageError("give --cpus or --memory (or both)", `e.g. iaas vm set ${name} --cpus 2 --memory 1G`);
       const changed = await ctx.client.setVm(name, { ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}), ...(opts.memory !== undefined ? { memory: opts.memory } : {}) });
       if (ctx.out.json) ctx.out.printJson(changed);
-      else ctx.out.line(vmDetails(changed, hostNames(await ctx.client.listHosts().catch(() => [])), ctx.now()));
+      else ctx.out.line(vmDetails(changed, await vmHostNames(ctx.client, [changed]), ctx.now()));
     });
 }

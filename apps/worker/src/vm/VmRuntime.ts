@@ -94,9 +94,15 @@ export class VmRuntime {
    * is the number of VMs here): the `iaas_qemu_processes` gauge.
    */
   async countQemuProcesses(): Promise<number> {
-    const dirs = await readdir(path.join(this.config.dataDir, "vms")).catch(() => [] as string[]);
+    // No vms/ directory yet: no QEMU. Anything else (permissions, I/O) fails the scrape, so the
+    // gauge never reads 0 for a host it could not look at.
+    const dirs = await readdir(path.join(this.config.dataDir, "vms")).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return [] as string[];
+      throw err;
+    });
     const alive = await Promise.all(
       dirs.map(async (vmId) => {
+        // A pidfile that holds no process id is not a running QEMU (the monitor reports it for its VM).
         const pid = await readPidfile(this.files(vmId).pidfile).catch(() => null);
         if (pid === null || !(await isProcessAlive(pid))) return false;
         return path.basename((await readCmdline(pid))?.[0] ?? "").includes("qemu");
